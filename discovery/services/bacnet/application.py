@@ -1,0 +1,127 @@
+"""The bacpypes3 application of the local device.
+
+It keeps bacpypes3's read, discovery and COV services and replaces its write services:
+WriteProperty and WritePropertyMultiple are decoded here and handed to the write path,
+so every write from the network is validated, persisted and acknowledged the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bacpypes3.apdu import (
+    SimpleAckPDU,
+    WritePropertyMultipleError,
+    WritePropertyMultipleRequest,
+    WritePropertyRequest,
+)
+from bacpypes3.app import Application
+from bacpypes3.basetypes import ErrorType, ObjectPropertyReference
+from bacpypes3.constructeddata import Array
+from bacpypes3.errors import DecodingError, ExecutionError, InvalidTag, ObjectError, PropertyError
+from bacpypes3.primitivedata import ObjectIdentifier
+
+from discovery.services.bacnet.objects import from_bacnet_value
+from discovery.services.bacnet.point_state import WRITABLE_PROPERTIES, WriteRejected
+
+logger = logging.getLogger(__name__)
+
+WILDCARD_DEVICE = 4194303
+
+# (identifier, property, value, priority, requester address) -> None; raises WriteRejected
+WriteHandler = Callable[[tuple[str, int], str, Any, "int | None", str], Awaitable[None]]
+
+
+class BMSApplication(Application):
+    """bacpypes3's Application with the write services routed to ``write_handler``."""
+
+    write_handler: WriteHandler | None = None
+
+    def _resolve(self, object_identifier: ObjectIdentifier) -> Any:
+        if object_identifier[1] == WILDCARD_DEVICE and object_identifier[0] == "device":
+            object_identifier = self.device_object.objectIdentifier
+        return self.get_object_id(object_identifier)
+
+    async def _write_one(
+        self,
+        object_identifier: ObjectIdentifier,
+        property_identifier: Any,
+        array_index: int | None,
+        encoded_value: Any,
+        priority: int | None,
+        source_address: str,
+    ) -> None:
+        """Decode and perform one write; raise ExecutionError with the BACnet error."""
+        obj = self._resolve(object_identifier)
+        if obj is None:
+            raise ObjectError("unknown-object")
+        attr = property_identifier.attr
+        if attr not in obj._elements or inspect.getattr_static(obj, attr, None) is None:
+            raise PropertyError("unknown-property")
+        if obj is self.device_object or attr not in WRITABLE_PROPERTIES:
+            raise PropertyError("write-access-denied")
+        property_type = obj.get_property_type(attr)
+        if array_index is not None and not issubclass(property_type, Array):
+            raise PropertyError("property-is-not-an-array")
+        try:
+            decoded = encoded_value.cast_out(property_type, null=True)
+        except (InvalidTag, DecodingError, TypeError, ValueError):
+            raise PropertyError("invalid-data-type") from None
+        if self.write_handler is None:
+            raise PropertyError("write-access-denied")
+        identifier = (str(obj.objectIdentifier[0]), obj.objectIdentifier[1])
+        try:
+            await self.write_handler(identifier, attr, from_bacnet_value(decoded), priority, source_address)
+        except WriteRejected as rejected:
+            raise ExecutionError(rejected.error_class, rejected.error_code) from None
+
+    async def do_WritePropertyRequest(self, apdu: WritePropertyRequest) -> None:
+        await self._write_one(
+            apdu.objectIdentifier,
+            apdu.propertyIdentifier,
+            apdu.propertyArrayIndex,
+            apdu.propertyValue,
+            apdu.priority,
+            str(apdu.pduSource),
+        )
+        await self.response(SimpleAckPDU(context=apdu))
+
+    async def do_WritePropertyMultipleRequest(self, apdu: WritePropertyMultipleRequest) -> None:
+        """Apply the writes in order; stop at the first failure and say which one it was."""
+        for spec in apdu.listOfWriteAccessSpecs:
+            for prop in spec.listOfProperties:
+                try:
+                    await self._write_one(
+                        spec.objectIdentifier,
+                        prop.propertyIdentifier,
+                        prop.propertyArrayIndex,
+                        prop.value,
+                        prop.priority,
+                        str(apdu.pduSource),
+                    )
+                except ExecutionError as error:
+                    reference = ObjectPropertyReference(
+                        objectIdentifier=spec.objectIdentifier,
+                        propertyIdentifier=prop.propertyIdentifier,
+                    )
+                    if prop.propertyArrayIndex is not None:
+                        reference.propertyArrayIndex = prop.propertyArrayIndex
+                    await self.response(
+                        WritePropertyMultipleError(
+                            errorType=ErrorType(errorClass=error.errorClass, errorCode=error.errorCode),
+                            firstFailedWriteAttempt=reference,
+                            context=apdu,
+                        )
+                    )
+                    return
+        await self.response(SimpleAckPDU(context=apdu))
+
+    async def indication(self, apdu: Any) -> None:
+        # A malformed or hostile request must never take the service down.
+        try:
+            await super().indication(apdu)
+        except Exception:
+            logger.warning("Dropped a request that could not be handled: %r", apdu, exc_info=True)

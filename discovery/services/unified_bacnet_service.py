@@ -1,0 +1,241 @@
+"""The BACnet service: one stack that is device 8888 and the network's client.
+
+``UnifiedBACnetService`` is the narrow interface web, API, websocket and command code use.
+It owns the stack's lifetime (``start_service``/``stop_service``) and delegates the work:
+the stack and its objects (``bacnet.device``, ``bacnet.objects``), the write path
+(``bacnet.write_path``), the database (``virtual_store``) and notifications (``notifier``).
+Nothing starts it implicitly: ``manage.py serve`` (or a test) does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from discovery.models import WriteSource
+from discovery.services import notifier, virtual_store
+from discovery.services.bacnet.device import DeviceIdentity, LocalDeviceApplication, open_stack
+from discovery.services.bacnet.network import BindError, resolve_bind_address
+from discovery.services.bacnet.objects import ObjectSpec, build_object
+from discovery.services.bacnet.point_state import WriteRejected
+from discovery.services.bacnet.write_path import ServedPoint, WritePath
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceState(enum.StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    FAILED = "failed"
+
+
+class ServiceNotRunning(RuntimeError):
+    """The operation needs the BACnet service and it is not running in this process."""
+
+
+class UnifiedBACnetService:
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        port: int | None = None,
+        device_id: int | None = None,
+        device_name: str | None = None,
+        watch_interval: float | None = None,
+    ) -> None:
+        self.address_setting = settings.BACNET_ADDRESS if address is None else address
+        self.port = settings.BACNET_DEFAULT_PORT if port is None else port
+        self.device_id = settings.BACNET_DEVICE_ID if device_id is None else device_id
+        self.device_name = settings.BACNET_DEVICE_NAME if device_name is None else device_name
+        self.watch_interval = settings.BACNET_DB_WATCH_INTERVAL if watch_interval is None else watch_interval
+        self.state = ServiceState.STOPPED
+        self.failure: str = ""
+        self.bound_address: str = ""
+        self.started_at: float | None = None
+        self.app: LocalDeviceApplication | None = None
+        self.write_path = WritePath(after_write=[self.notify_web_interface, self.trigger_business_logic])
+        self._revision = 0
+        self._sync_lock = asyncio.Lock()
+        self._watcher: asyncio.Task | None = None
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == ServiceState.RUNNING
+
+    async def start_service(self) -> None:
+        """Bind the stack, rebuild every virtual object from the database, announce the device."""
+        if self.state in (ServiceState.RUNNING, ServiceState.STARTING):
+            return
+        self.state = ServiceState.STARTING
+        try:
+            interface = resolve_bind_address(self.address_setting)
+            revision = await database_sync_to_async(virtual_store.get_database_revision)()
+            identity = DeviceIdentity(
+                device_id=self.device_id,
+                name=self.device_name,
+                vendor_id=settings.BACNET_VENDOR_ID,
+                vendor_name=settings.BACNET_VENDOR_NAME,
+                database_revision=revision,
+            )
+            self.app = await open_stack(interface, self.port, identity)
+        except BindError as exc:
+            self.state = ServiceState.FAILED
+            self.failure = str(exc)
+            logger.error("BACnet service not started: %s", exc)
+            raise
+        self.app.write_handler = self.handle_external_write
+        self.bound_address = f"{interface.ip}:{self.port}"
+        await self.sync_virtual_objects_from_db()
+        self._watcher = asyncio.create_task(self._watch_database(), name="bacnet-db-watch")
+        self.state = ServiceState.RUNNING
+        self.failure = ""
+        self.started_at = time.monotonic()
+        logger.info(
+            "BACnet service started: device %s (%s) on %s/%s with %d virtual objects",
+            self.device_id,
+            self.device_name,
+            interface,
+            self.port,
+            len(self.write_path.points),
+        )
+
+    async def stop_service(self) -> None:
+        """Stop answering, finish pending notifications, release the port."""
+        if self.app is None:
+            self.state = ServiceState.STOPPED
+            return
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        await self.write_path.drain()
+        self.app.close()
+        self.app = None
+        self.write_path.points.clear()
+        self.state = ServiceState.STOPPED
+        self.started_at = None
+        logger.info("BACnet service stopped; %s released", self.bound_address)
+
+    def status(self) -> dict[str, Any]:
+        uptime = time.monotonic() - self.started_at if self.started_at else None
+        return {
+            "state": str(self.state),
+            "failure": self.failure,
+            "address": self.bound_address,
+            "device_id": self.device_id,
+            "device_name": self.device_name,
+            "uptime_seconds": uptime,
+            "virtual_objects": len(self.write_path.points),
+            "database_revision": self._revision,
+        }
+
+    # --- virtual objects ----------------------------------------------------------------------
+
+    async def _watch_database(self) -> None:
+        """Pick up virtual devices created or deleted by other processes (CLI, web workers)."""
+        while True:
+            await asyncio.sleep(self.watch_interval)
+            try:
+                revision = await database_sync_to_async(virtual_store.get_database_revision)()
+                if revision != self._revision:
+                    await self.sync_virtual_objects_from_db()
+            except Exception:
+                logger.warning("Could not check the database for virtual devices", exc_info=True)
+
+    async def sync_virtual_objects_from_db(self) -> None:
+        """Make the served objects match the database: add new ones, remove deleted ones."""
+        async with self._sync_lock:
+            revision, specs = await database_sync_to_async(virtual_store.load_object_specs)()
+            wanted = {spec.identifier: spec for spec in specs}
+            for identifier, point in list(self.write_path.points.items()):
+                spec = wanted.get(identifier)
+                if spec is None or spec.object_name != point.spec.object_name or spec.pk != point.spec.pk:
+                    self.remove_virtual_object(identifier)
+            for identifier, spec in wanted.items():
+                if identifier not in self.write_path.points:
+                    self.create_virtual_object(spec)
+            self._revision = revision
+            if self.app is not None:
+                self.app.device_object.databaseRevision = revision
+
+    def create_virtual_object(self, spec: ObjectSpec) -> None:
+        if self.app is None:
+            raise ServiceNotRunning("the BACnet service is not running")
+        obj = build_object(spec)
+        self.app.add_object(obj)
+        self.write_path.points[spec.identifier] = ServedPoint(spec=spec, obj=obj, state=spec.state)
+        logger.debug("Serving %s as %s,%s", spec.object_name, spec.object_type, spec.instance)
+
+    def remove_virtual_object(self, identifier: tuple[str, int]) -> None:
+        point = self.write_path.points.pop(identifier, None)
+        if point is None or self.app is None:
+            return
+        self.app.delete_object(point.obj)
+        self.app._cov_detections.pop(point.obj.objectIdentifier, None)
+        logger.debug("No longer serving %s", point.spec.object_name)
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def handle_external_write(
+        self,
+        identifier: tuple[str, int],
+        property_name: str,
+        value: Any,
+        priority: int | None,
+        source_address: str,
+    ) -> None:
+        """A WriteProperty(Multiple) from the network; returns once it is stored."""
+        await self.write_path.write(
+            identifier,
+            property_name,
+            value,
+            priority,
+            source=WriteSource.EXTERNAL_BACNET_WRITE,
+            source_address=source_address,
+        )
+
+    async def write_virtual_object(
+        self,
+        object_name: str,
+        value: Any,
+        *,
+        priority: int | None = None,
+        property_name: str = "presentValue",
+        source: str = WriteSource.INTERNAL,
+        user: str = "",
+    ) -> dict[str, Any]:
+        """A change made by the app itself (web, API, business logic). Raises WriteRejected."""
+        if not self.is_running:
+            raise ServiceNotRunning("the BACnet service is not running")
+        point = self.write_path.point_by_name(object_name)
+        if point is None:
+            raise WriteRejected("object", "unknown-object", f"no virtual object named {object_name!r}")
+        return await self.write_path.write(
+            point.spec.identifier, property_name, value, priority, source=source, user=user
+        )
+
+    async def notify_web_interface(self, event: dict[str, Any]) -> None:
+        await notifier.notify_web_interface(event)
+
+    async def trigger_business_logic(self, event: dict[str, Any]) -> None:
+        await notifier.trigger_business_logic(event)
+
+
+_service: UnifiedBACnetService | None = None
+
+
+def get_unified_bacnet_service() -> UnifiedBACnetService:
+    """The process's one service object (created on first use, never started by this call)."""
+    global _service
+    if _service is None:
+        _service = UnifiedBACnetService()
+    return _service
