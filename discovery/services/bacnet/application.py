@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bacpypes3.apdu import (
+    ReadPropertyMultipleRequest,
+    ReadPropertyRequest,
     SimpleAckPDU,
     WritePropertyMultipleError,
     WritePropertyMultipleRequest,
@@ -40,10 +42,23 @@ class BMSApplication(Application):
 
     write_handler: WriteHandler | None = None
 
+    def _unwildcard(self, object_identifier: ObjectIdentifier) -> ObjectIdentifier:
+        """Device instance 4194303 means "the device that receives this"."""
+        if object_identifier[1] == WILDCARD_DEVICE and str(object_identifier[0]) == "device":
+            return self.device_object.objectIdentifier
+        return object_identifier
+
     def _resolve(self, object_identifier: ObjectIdentifier) -> Any:
-        if object_identifier[1] == WILDCARD_DEVICE and object_identifier[0] == "device":
-            object_identifier = self.device_object.objectIdentifier
-        return self.get_object_id(object_identifier)
+        return self.get_object_id(self._unwildcard(object_identifier))
+
+    async def do_ReadPropertyRequest(self, apdu: ReadPropertyRequest) -> None:
+        apdu.objectIdentifier = self._unwildcard(apdu.objectIdentifier)
+        await super().do_ReadPropertyRequest(apdu)
+
+    async def do_ReadPropertyMultipleRequest(self, apdu: ReadPropertyMultipleRequest) -> None:
+        for spec in apdu.listOfReadAccessSpecs:
+            spec.objectIdentifier = self._unwildcard(spec.objectIdentifier)
+        await super().do_ReadPropertyMultipleRequest(apdu)
 
     async def _write_one(
         self,

@@ -62,6 +62,10 @@ class BMSDeviceObject(ServedObjectMixin, DeviceObject):
         """Computed."""
 
 
+class ServedNetworkPortObject(ServedObjectMixin, NetworkPortObject):
+    """The network port object, read-only to clients and with a correct propertyList."""
+
+
 def services_supported(app: Any) -> ServicesSupported:
     """The services ``app`` executes, each looked up in its own (confirmed/unconfirmed) table."""
     supported = ServicesSupported([])
@@ -112,7 +116,7 @@ async def open_stack(
         segmentationSupported=Segmentation.segmentedBoth,
         databaseRevision=identity.database_revision,
     )
-    network_port = NetworkPortObject(
+    network_port = ServedNetworkPortObject(
         f"{interface}:{port}",
         objectIdentifier=("network-port", 1),
         objectName="NetworkPort-1",
