@@ -7,6 +7,7 @@ so every write from the network is validated, persisted and acknowledged the sam
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,15 @@ from bacpypes3.apdu import (
     WritePropertyRequest,
 )
 from bacpypes3.app import Application
-from bacpypes3.basetypes import ErrorType, ObjectPropertyReference
+from bacpypes3.basetypes import (
+    COVSubscription,
+    DeviceAddress,
+    ErrorType,
+    ListOfCOVSubscription,
+    ObjectPropertyReference,
+    Recipient,
+    RecipientProcess,
+)
 from bacpypes3.constructeddata import Array
 from bacpypes3.errors import DecodingError, ExecutionError, InvalidTag, ObjectError, PropertyError
 from bacpypes3.primitivedata import ObjectIdentifier
@@ -133,6 +142,30 @@ class BMSApplication(Application):
                     )
                     return
         await self.response(SimpleAckPDU(context=apdu))
+
+    def get_active_cov_subscriptions(self) -> ListOfCOVSubscription:
+        """The device's activeCovSubscriptions (bacpypes3 leaves the list empty)."""
+        subscriptions = []
+        loop = asyncio.get_running_loop()
+        for detection in self._cov_detections.values():
+            for cov in detection.cov_subscriptions:
+                remaining = 0
+                if cov.cancel_handle is not None:
+                    remaining = max(0, round(cov.cancel_handle.when() - loop.time()))
+                subscriptions.append(
+                    COVSubscription(
+                        recipient=RecipientProcess(
+                            recipient=Recipient(address=DeviceAddress(cov.client_addr)),
+                            processIdentifier=cov.proc_id,
+                        ),
+                        monitoredPropertyReference=ObjectPropertyReference(
+                            objectIdentifier=cov.obj_id, propertyIdentifier="presentValue"
+                        ),
+                        issueConfirmedNotifications=bool(cov.confirmed),
+                        timeRemaining=remaining,
+                    )
+                )
+        return ListOfCOVSubscription(subscriptions)
 
     async def indication(self, apdu: Any) -> None:
         # A malformed or hostile request must never take the service down.

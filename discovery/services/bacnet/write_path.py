@@ -21,7 +21,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from discovery.models import WriteSource
 from discovery.services import virtual_store
 from discovery.services.bacnet.objects import ObjectSpec, apply_state
-from discovery.services.bacnet.point_state import PointState, WriteRejected, apply_write
+from discovery.services.bacnet.point_state import PointState, WriteRejected, apply_write, check_priority
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ class WritePath:
             record = virtual_store.WriteRecord(
                 property_name=property_name,
                 value=value,
-                priority=priority if new_state.commandable and property_name == "presentValue" else None,
+                priority=check_priority(priority)
+                if new_state.commandable and property_name == "presentValue"
+                else None,
                 source=source,
                 source_address=source_address,
                 user=user,
