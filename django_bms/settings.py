@@ -106,6 +106,20 @@ BACNET_LEGACY_VIRTUAL_PORT = 47809
 # How often (seconds) a running service looks for virtual devices changed by other processes.
 BACNET_DB_WATCH_INTERVAL = float(env_str("BACNET_DB_WATCH_INTERVAL", "0.5"))
 USE_UNIFIED_BACNET_SERVICE = env_bool("USE_UNIFIED_BACNET_SERVICE", True)
+# Client side: how the stack talks to other devices.
+BACNET_APDU_TIMEOUT_MS = env_int("BACNET_APDU_TIMEOUT_MS", 2000, minimum=100, maximum=60000)
+BACNET_APDU_RETRIES = env_int("BACNET_APDU_RETRIES", 1, minimum=0, maximum=10)
+BACNET_MAX_IN_FLIGHT = env_int("BACNET_MAX_IN_FLIGHT", 4, minimum=1, maximum=64)
+BACNET_DISCOVERY_TIMEOUT = float(env_str("BACNET_DISCOVERY_TIMEOUT", "3"))
+BACNET_DISCOVERY_CACHE_SECONDS = float(env_str("BACNET_DISCOVERY_CACHE_SECONDS", "300"))
+BACNET_DEFAULT_WRITE_PRIORITY = env_int("BACNET_DEFAULT_WRITE_PRIORITY", 16, minimum=1, maximum=16)
+# Poll intervals (seconds) of the point classes, and the COV subscription lifetime.
+BACNET_POLL_FAST = float(env_str("BACNET_POLL_FAST", "5"))
+BACNET_POLL_NORMAL = float(env_str("BACNET_POLL_NORMAL", "30"))
+BACNET_POLL_SLOW = float(env_str("BACNET_POLL_SLOW", "300"))
+BACNET_COV_LIFETIME = env_int("BACNET_COV_LIFETIME", 300, minimum=10, maximum=86400)
+# Control socket through which management commands ask a running service to do the work.
+BACNET_CONTROL_SOCKET = env_str("BACNET_CONTROL_SOCKET", str(BASE_DIR / "run" / "bacnet.sock"))
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -25,6 +25,7 @@ from discovery.services.bacnet.network import BindError, resolve_bind_address
 from discovery.services.bacnet.objects import ObjectSpec, build_object
 from discovery.services.bacnet.point_state import WriteRejected
 from discovery.services.bacnet.write_path import ServedPoint, WritePath
+from discovery.services.remote_devices import PointReadResult, RemoteDevices, ScanResult
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class UnifiedBACnetService:
         self.bound_address: str = ""
         self.started_at: float | None = None
         self.app: LocalDeviceApplication | None = None
+        self.remote: RemoteDevices | None = None
         self.write_path = WritePath(after_write=[self.notify_web_interface, self.trigger_business_logic])
         self._revision = 0
         self._sync_lock = asyncio.Lock()
@@ -85,6 +87,8 @@ class UnifiedBACnetService:
                 vendor_id=settings.BACNET_VENDOR_ID,
                 vendor_name=settings.BACNET_VENDOR_NAME,
                 database_revision=revision,
+                apdu_timeout_ms=settings.BACNET_APDU_TIMEOUT_MS,
+                apdu_retries=settings.BACNET_APDU_RETRIES,
             )
             self.app = await open_stack(interface, self.port, identity)
         except BindError as exc:
@@ -93,6 +97,7 @@ class UnifiedBACnetService:
             logger.error("BACnet service not started: %s", exc)
             raise
         self.app.write_handler = self.handle_external_write
+        self.remote = RemoteDevices(self.app, self.device_id)
         self.bound_address = f"{interface.ip}:{self.port}"
         await self.sync_virtual_objects_from_db()
         self._watcher = asyncio.create_task(self._watch_database(), name="bacnet-db-watch")
@@ -120,6 +125,7 @@ class UnifiedBACnetService:
         await self.write_path.drain()
         self.app.close()
         self.app = None
+        self.remote = None
         self.write_path.points.clear()
         self.state = ServiceState.STOPPED
         self.started_at = None
@@ -222,6 +228,31 @@ class UnifiedBACnetService:
         return await self.write_path.write(
             point.spec.identifier, property_name, value, priority, source=source, user=user
         )
+
+    # --- client side ----------------------------------------------------------------------------
+
+    def _remote(self) -> RemoteDevices:
+        if self.remote is None:
+            raise ServiceNotRunning("the BACnet service is not running")
+        return self.remote
+
+    async def discover_devices(self, **options: Any) -> ScanResult:
+        """Who-Is (optionally ranged or directed) and store what answers; see RemoteDevices."""
+        return await self._remote().discover_devices(**options)
+
+    async def read_device_points(self, device_id: int) -> PointReadResult:
+        return await self._remote().read_device_points(device_id)
+
+    async def read_remote_property(
+        self, device_id: int, object_id: str, prop: str, index: int | None = None
+    ) -> Any:
+        return await self._remote().read_property(device_id, object_id, prop, index)
+
+    async def write_remote_point(
+        self, device_id: int, object_id: str, value: Any, *, priority: int | None = None
+    ) -> None:
+        """Write a point of a remote device; ``value`` None relinquishes ``priority``."""
+        await self._remote().write_point(device_id, object_id, value, priority=priority)
 
     async def notify_web_interface(self, event: dict[str, Any]) -> None:
         await notifier.notify_web_interface(event)

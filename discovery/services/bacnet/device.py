@@ -93,6 +93,8 @@ class DeviceIdentity:
     vendor_id: int
     vendor_name: str
     database_revision: int = 1
+    apdu_timeout_ms: int = 3000
+    apdu_retries: int = 3
 
 
 async def open_stack(
@@ -115,6 +117,9 @@ async def open_stack(
         maxApduLengthAccepted=1476,
         segmentationSupported=Segmentation.segmentedBoth,
         databaseRevision=identity.database_revision,
+        # also the time-out and retries of this stack's own requests to other devices
+        apduTimeout=identity.apdu_timeout_ms,
+        numberOfApduRetries=identity.apdu_retries,
     )
     network_port = ServedNetworkPortObject(
         f"{interface}:{port}",

@@ -1,0 +1,352 @@
+"""Client operations on remote devices: Who-Is, device information, object lists, points, writes.
+
+These functions talk to the network through a bacpypes3 application and return plain data;
+they never touch the database. Every BACnet failure comes back as ``BACnetRequestError``
+(an ordinary ``Exception`` carrying the error class/code, reject or abort reason), never as
+bacpypes3's ``ErrorRejectAbortNack``, which is a ``BaseException``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bacpypes3.apdu import AbortPDU, ErrorRejectAbortNack, RejectPDU
+from bacpypes3.basetypes import PropertyIdentifier
+from bacpypes3.pdu import Address
+from bacpypes3.primitivedata import Boolean, Enumerated, Null, ObjectIdentifier
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEVICE_PROPERTIES = (
+    "objectName",
+    "vendorName",
+    "modelName",
+    "firmwareRevision",
+    "protocolRevision",
+)
+ANALOG = ("analog-input", "analog-output", "analog-value")
+BINARY = ("binary-input", "binary-output", "binary-value")
+MULTISTATE = ("multi-state-input", "multi-state-output", "multi-state-value")
+COMMANDABLE = ("analog-output", "binary-output", "multi-state-output")
+# Bytes a ReadPropertyMultiple answer takes per object (names, units, value, flags, texts), used
+# to size batches for devices that cannot segment.
+RPM_BYTES_PER_OBJECT = 160
+RPM_BATCH_SEGMENTED = 25
+
+
+class BACnetRequestError(Exception):
+    """A request that failed: an Error, Reject or Abort from the device, or no answer."""
+
+    def __init__(
+        self, kind: str, message: str, error_class: str = "", error_code: str = "", reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind  # "error" | "reject" | "abort" | "timeout" | "unknown-device"
+        self.error_class = error_class
+        self.error_code = error_code
+        self.reason = reason
+
+    @property
+    def is_timeout(self) -> bool:
+        return self.kind == "timeout" or self.reason in ("no-response", "tsm-timeout", "server-timeout")
+
+    def describe(self) -> str:
+        if self.kind == "error":
+            return f"{self.error_class}: {self.error_code}"
+        if self.kind in ("reject", "abort"):
+            return f"{self.kind}: {self.reason}"
+        return str(self)
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "error_class": self.error_class,
+            "error_code": self.error_code,
+            "reason": self.reason,
+            "message": self.describe(),
+        }
+
+
+def _from_nack(nack: ErrorRejectAbortNack) -> BACnetRequestError:
+    if isinstance(nack, RejectPDU):
+        reason = str(nack.apduAbortRejectReason)
+        return BACnetRequestError("reject", f"rejected: {reason}", reason=reason)
+    if isinstance(nack, AbortPDU):
+        reason = str(nack.apduAbortRejectReason)
+        return BACnetRequestError("abort", f"aborted: {reason}", reason=reason)
+    error_type = getattr(nack, "errorType", None)
+    holder = error_type if error_type is not None else nack
+    error_class = str(getattr(holder, "errorClass", "") or "")
+    error_code = str(getattr(holder, "errorCode", "") or "")
+    return BACnetRequestError("error", f"{error_class}: {error_code}", error_class, error_code)
+
+
+async def guarded(awaitable: Awaitable[T], timeout: float) -> T:
+    """Await a bacpypes3 request; turn its Error/Reject/Abort or a time-out into BACnetRequestError."""
+    try:
+        async with asyncio.timeout(timeout):
+            result = await awaitable
+    except ErrorRejectAbortNack as nack:
+        raise _from_nack(nack) from None
+    except TimeoutError:
+        raise BACnetRequestError("timeout", f"no answer within {timeout:g} s") from None
+    if isinstance(result, ErrorRejectAbortNack):
+        raise _from_nack(result)
+    return result
+
+
+@dataclass
+class IAm:
+    device_id: int
+    address: str
+    vendor_id: int
+    max_apdu: int
+    segmentation: str
+
+
+async def who_is(
+    app: Any,
+    *,
+    low_limit: int | None = None,
+    high_limit: int | None = None,
+    address: str | None = None,
+    timeout: float = 3.0,
+    exclude_device_id: int | None = None,
+) -> list[IAm]:
+    """Send a Who-Is (global, ranged or directed) and collect the I-Am answers for ``timeout`` s."""
+    answers = await app.who_is(low_limit, high_limit, Address(address) if address else None, timeout=timeout)
+    found: dict[int, IAm] = {}
+    for answer in answers:
+        device_id = int(answer.iAmDeviceIdentifier[1])
+        if device_id == exclude_device_id:
+            continue
+        found[device_id] = IAm(
+            device_id=device_id,
+            address=str(answer.pduSource),
+            vendor_id=int(answer.vendorID),
+            max_apdu=int(answer.maxAPDULengthAccepted),
+            segmentation=str(answer.segmentationSupported),
+        )
+    return sorted(found.values(), key=lambda iam: iam.device_id)
+
+
+def plain_value(value: Any) -> Any:
+    """A decoded BACnet primitive as a plain Python value (enumerations by name)."""
+    if value is None or isinstance(value, Null):
+        return None
+    if isinstance(value, Enumerated):
+        return str(value)
+    if isinstance(value, Boolean):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, int):
+        return int(value)
+    return value
+
+
+@dataclass
+class RemoteObject:
+    """What was read of one object of a remote device."""
+
+    object_type: str
+    instance: int
+    properties: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def point_properties(object_type: str) -> list[str]:
+    """The properties read for each point, by object type."""
+    names = ["objectName", "description", "presentValue", "statusFlags"]
+    if object_type in ANALOG:
+        names.append("units")
+    if object_type in BINARY:
+        names += ["inactiveText", "activeText"]
+    if object_type in MULTISTATE:
+        names.append("stateText")
+    if object_type in ("analog-value", "binary-value", "multi-state-value"):
+        names.append("relinquishDefault")  # present only when the value object is commandable
+    return names
+
+
+class DeviceClient:
+    """Requests to one remote device, at most ``max_in_flight`` at a time."""
+
+    def __init__(
+        self,
+        app: Any,
+        address: str,
+        *,
+        max_apdu: int = 1476,
+        can_segment: bool = True,
+        supports_rpm: bool | None = None,
+        max_in_flight: int = 4,
+        timeout: float = 6.0,
+    ) -> None:
+        self.app = app
+        self.address = Address(address)
+        self.max_apdu = max_apdu
+        self.can_segment = can_segment
+        self.supports_rpm = supports_rpm
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        async with self._slots:
+            return await guarded(awaitable, self.timeout)
+
+    async def read(self, object_id: str | ObjectIdentifier, prop: str, index: int | None = None) -> Any:
+        return await self._call(
+            self.app.read_property(self.address, ObjectIdentifier(object_id), prop, index)
+        )
+
+    async def write(self, object_id: str, prop: str, value: Any, priority: int | None = None) -> None:
+        await self._call(
+            self.app.write_property(self.address, ObjectIdentifier(object_id), prop, value, priority=priority)
+        )
+
+    async def read_device_info(self, device_id: int) -> dict[str, Any]:
+        """objectName, vendorName, modelName, firmwareRevision, protocolRevision."""
+        device = f"device,{device_id}"
+        if self.supports_rpm is not False:
+            try:
+                results = await self._call(
+                    self.app.read_property_multiple(self.address, [device, list(DEVICE_PROPERTIES)])
+                )
+                self.supports_rpm = True
+                return {
+                    str(PropertyIdentifier(prop).attr): plain_value(value)
+                    for _, prop, _, value in results
+                    if not _is_error(value)
+                }
+            except BACnetRequestError as error:
+                if not _rpm_unsupported(error):
+                    raise
+                self.supports_rpm = False
+        info: dict[str, Any] = {}
+        for prop in DEVICE_PROPERTIES:
+            try:
+                info[prop] = plain_value(await self.read(device, prop))
+            except BACnetRequestError as error:
+                if error.is_timeout:
+                    raise
+        return info
+
+    async def read_object_list(self, device_id: int) -> list[tuple[str, int]]:
+        """The device's objectList: whole when it fits, else element by element."""
+        device = f"device,{device_id}"
+        whole_fits = True
+        if not self.can_segment:
+            length = int(await self.read(device, "objectList", 0))
+            # an object identifier is 5 bytes encoded; leave room for the headers
+            whole_fits = length * 5 + 20 <= self.max_apdu
+        if whole_fits:
+            try:
+                return [_oid(item) for item in await self.read(device, "objectList")]
+            except BACnetRequestError as error:
+                if error.kind != "abort" or error.is_timeout:
+                    raise
+                logger.info("objectList of device %s too large to read whole: %s", device_id, error)
+            length = int(await self.read(device, "objectList", 0))
+        reads = [self.read(device, "objectList", index) for index in range(1, length + 1)]
+        return [_oid(item) for item in await asyncio.gather(*reads)]
+
+    def rpm_batch_size(self) -> int:
+        if self.can_segment:
+            return RPM_BATCH_SEGMENTED
+        return max(1, (self.max_apdu - 40) // RPM_BYTES_PER_OBJECT)
+
+    async def read_objects(
+        self, identifiers: Iterable[tuple[str, int]], properties: list[str] | None = None
+    ) -> list[RemoteObject]:
+        """Read ``properties`` (default: the point properties) of each object.
+
+        ReadPropertyMultiple in batches that fit the device, or ReadProperty one by one when the
+        device does not support RPM.
+        """
+        pending = [RemoteObject(object_type, instance) for object_type, instance in identifiers]
+        done: list[RemoteObject] = []
+        batch = self.rpm_batch_size()
+        while pending and self.supports_rpm is not False:
+            chunk, rest = pending[:batch], pending[batch:]
+            try:
+                await self._read_with_rpm(chunk, properties)
+            except BACnetRequestError as error:
+                if _rpm_unsupported(error):
+                    logger.info("Device at %s does not support ReadPropertyMultiple", self.address)
+                    self.supports_rpm = False
+                    break
+                if error.kind == "abort" and batch > 1 and not error.is_timeout:
+                    batch = max(1, batch // 2)
+                    continue
+                raise PartialRead(done, error) from None
+            self.supports_rpm = True
+            done += chunk
+            pending = rest
+        if pending:
+            try:
+                await asyncio.gather(*(self._read_with_rp(obj, properties) for obj in pending))
+            except BACnetRequestError as error:
+                raise PartialRead(done + [o for o in pending if o.properties], error) from None
+            done += pending
+        return done
+
+    async def _read_with_rpm(self, objects: list[RemoteObject], properties: list[str] | None) -> None:
+        request = []
+        for obj in objects:
+            request += [
+                ObjectIdentifier(f"{obj.object_type},{obj.instance}"),
+                properties or point_properties(obj.object_type),
+            ]
+        results = await self._call(self.app.read_property_multiple(self.address, request))
+        by_id = {(obj.object_type, obj.instance): obj for obj in objects}
+        for object_id, prop, _, value in results:
+            obj = by_id.get(_oid(object_id))
+            if obj is None:
+                continue
+            name = PropertyIdentifier(prop).attr
+            if _is_error(value):
+                obj.errors[name] = f"{value.errorClass}: {value.errorCode}"
+            else:
+                obj.properties[name] = value
+
+    async def _read_with_rp(self, obj: RemoteObject, properties: list[str] | None) -> None:
+        object_id = f"{obj.object_type},{obj.instance}"
+        for prop in properties or point_properties(obj.object_type):
+            try:
+                obj.properties[prop] = await self.read(object_id, prop)
+            except BACnetRequestError as error:
+                if error.is_timeout:
+                    raise
+                obj.errors[prop] = error.describe()
+
+
+class PartialRead(Exception):
+    """A point read that stopped part-way; ``objects`` holds what was read."""
+
+    def __init__(self, objects: list[RemoteObject], error: BACnetRequestError) -> None:
+        super().__init__(str(error))
+        self.objects = objects
+        self.error = error
+
+
+def _oid(value: Any) -> tuple[str, int]:
+    return (str(value[0]), int(value[1]))
+
+
+def _is_error(value: Any) -> bool:
+    return value is not None and hasattr(value, "errorClass") and hasattr(value, "errorCode")
+
+
+def _rpm_unsupported(error: BACnetRequestError) -> bool:
+    return (error.kind == "reject" and error.reason == "unrecognized-service") or (
+        error.kind == "error" and error.error_code in ("service-request-denied", "unrecognized-service")
+    )

@@ -1,0 +1,280 @@
+"""Database functions for the client side: scans, remote devices, points and readings.
+
+Plain sync ORM code called through ``sync_to_async`` from the service, and directly by
+commands and tests. Values are stored typed (a float, with their text beside it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from discovery.models import (
+    BACnetDevice,
+    BACnetPoint,
+    BACnetReading,
+    DiscoveredDevice,
+    NetworkScan,
+)
+from discovery.services.bacnet.client import (
+    ANALOG,
+    BINARY,
+    COMMANDABLE,
+    MULTISTATE,
+    IAm,
+    RemoteObject,
+    plain_value,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownDevice(LookupError):
+    """No remote device with this id is known (run a discovery first)."""
+
+
+@dataclass(frozen=True)
+class DeviceTarget:
+    """How to reach a remote device, as stored."""
+
+    device_id: int
+    address: str
+    max_apdu: int
+    can_segment: bool
+    supports_rpm: bool | None
+
+
+@dataclass(frozen=True)
+class Reading:
+    point_id: int
+    value: float | None
+    value_text: str
+    status_flags: list[int]
+    timestamp: datetime
+
+
+def start_scan(*, low_limit: int | None, high_limit: int | None, address: str, timeout: float) -> int:
+    scan = NetworkScan.objects.create(
+        low_limit=low_limit, high_limit=high_limit, target_address=address or "", timeout=timeout
+    )
+    return scan.pk
+
+
+def finish_scan(scan_id: int, found: list[tuple[IAm, dict[str, Any]]], error: str = "") -> list[int]:
+    """Store every device found (and what was read of it) and the scan's result."""
+    now = timezone.now()
+    with transaction.atomic():
+        scan = NetworkScan.objects.get(pk=scan_id)
+        for iam, info in found:
+            device, _ = BACnetDevice.objects.update_or_create(
+                device_id=iam.device_id,
+                defaults={
+                    "address": iam.address,
+                    "vendor_id": iam.vendor_id,
+                    "max_apdu": iam.max_apdu,
+                    "segmentation": iam.segmentation,
+                    "online": True,
+                    "last_seen": now,
+                    "last_error": info.get("error", ""),
+                    **{
+                        field: info[key]
+                        for key, field in (
+                            ("objectName", "object_name"),
+                            ("vendorName", "vendor_name"),
+                            ("modelName", "model_name"),
+                            ("firmwareRevision", "firmware_revision"),
+                            ("protocolRevision", "protocol_revision"),
+                        )
+                        if info.get(key) is not None
+                    },
+                },
+            )
+            DiscoveredDevice.objects.create(scan=scan, device=device, address=iam.address)
+        scan.finished_at = now
+        scan.devices_found = len(found)
+        scan.error = error[:255]
+        scan.save()
+    return [iam.device_id for iam, _ in found]
+
+
+def device_target(device_id: int) -> DeviceTarget:
+    device = BACnetDevice.objects.filter(device_id=device_id).first()
+    if device is None:
+        raise UnknownDevice(f"unknown device {device_id}: run a discovery first")
+    return DeviceTarget(
+        device_id=device.device_id,
+        address=device.address,
+        max_apdu=device.max_apdu,
+        can_segment=device.can_segment,
+        supports_rpm=device.supports_rpm,
+    )
+
+
+def point_value(object_type: str, raw: Any, texts: dict[str, Any]) -> tuple[float | None, str]:
+    """A present value as (number, text): active/inactive and state texts for binary/multi-state."""
+    value = plain_value(raw)
+    if value is None:
+        return None, ""
+    if object_type in BINARY:
+        number = 1.0 if value in ("active", 1, True) else 0.0
+        label = texts.get("activeText") if number else texts.get("inactiveText")
+        return number, str(label or ("active" if number else "inactive"))
+    if object_type in MULTISTATE:
+        number = float(value)
+        states = texts.get("stateText") or []
+        index = int(number) - 1
+        return number, str(states[index]) if 0 <= index < len(states) else str(int(number))
+    if isinstance(value, int | float):
+        return float(value), f"{float(value):g}"
+    return None, str(value)[:255]
+
+
+def status_flag_list(raw: Any) -> list[int]:
+    if raw is None:
+        return []
+    try:
+        return [int(bit) for bit in raw][:4]
+    except TypeError:
+        return []
+
+
+def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "") -> int:
+    """Store each object as a BACnetPoint with a first reading; record ``error`` on the device."""
+    now = timezone.now()
+    stored = 0
+    with transaction.atomic():
+        device = BACnetDevice.objects.get(device_id=device_id)
+        existing = {(p.object_type, p.instance): p for p in device.points.all()}
+        readings = []
+        for obj in objects:
+            if obj.object_type in ("device", "network-port"):
+                continue
+            props = obj.properties
+            texts = {
+                "stateText": [str(t) for t in props.get("stateText") or []],
+                "activeText": plain_value(props.get("activeText")),
+                "inactiveText": plain_value(props.get("inactiveText")),
+            }
+            value, text = point_value(obj.object_type, props.get("presentValue"), texts)
+            flags = status_flag_list(props.get("statusFlags"))
+            point = existing.get((obj.object_type, obj.instance)) or BACnetPoint(
+                device=device, object_type=obj.object_type, instance=obj.instance
+            )
+            point.object_name = str(plain_value(props.get("objectName")) or "")[:150]
+            point.description = str(plain_value(props.get("description")) or "")[:255]
+            point.units = str(plain_value(props.get("units")) or "") if obj.object_type in ANALOG else ""
+            point.state_texts = texts["stateText"]
+            point.active_text = str(texts["activeText"] or "")
+            point.inactive_text = str(texts["inactiveText"] or "")
+            point.commandable = obj.object_type in COMMANDABLE or "relinquishDefault" in props
+            point.present_value = value
+            point.present_value_text = text
+            point.status_flags = flags
+            point.read_error = "; ".join(f"{k}: {v}" for k, v in obj.errors.items())[:255]
+            point.last_update = now
+            point.save()
+            stored += 1
+            if "presentValue" in props:
+                readings.append(
+                    BACnetReading(
+                        point=point, value=value, value_text=text, status_flags=flags, timestamp=now
+                    )
+                )
+        BACnetReading.objects.bulk_create(readings)
+        device.points_read_at = now
+        device.last_error = error[:255]
+        device.save(update_fields=["points_read_at", "last_error"])
+    return stored
+
+
+def set_supports_rpm(device_id: int, supports_rpm: bool | None) -> None:
+    if supports_rpm is not None:
+        BACnetDevice.objects.filter(device_id=device_id).update(supports_rpm=supports_rpm)
+
+
+def store_readings(readings: list[Reading]) -> int:
+    """Bulk-insert readings and update each point's last value."""
+    if not readings:
+        return 0
+    with transaction.atomic():
+        BACnetReading.objects.bulk_create(
+            [
+                BACnetReading(
+                    point_id=r.point_id,
+                    value=r.value,
+                    value_text=r.value_text,
+                    status_flags=r.status_flags,
+                    timestamp=r.timestamp,
+                )
+                for r in readings
+            ]
+        )
+        latest: dict[int, Reading] = {}
+        for reading in readings:
+            latest[reading.point_id] = reading
+        points = list(BACnetPoint.objects.filter(pk__in=latest))
+        for point in points:
+            reading = latest[point.pk]
+            point.present_value = reading.value
+            point.present_value_text = reading.value_text
+            point.status_flags = reading.status_flags
+            point.last_update = reading.timestamp
+        BACnetPoint.objects.bulk_update(
+            points, ["present_value", "present_value_text", "status_flags", "last_update"]
+        )
+    return len(readings)
+
+
+def set_device_online(device_id: int, online: bool, error: str = "") -> None:
+    updates: dict[str, Any] = {"online": online, "last_error": error[:255]}
+    if online:
+        updates["last_seen"] = timezone.now()
+    BACnetDevice.objects.filter(device_id=device_id).update(**updates)
+
+
+@dataclass(frozen=True)
+class PolledPoint:
+    point_id: int
+    object_type: str
+    instance: int
+    interval: float
+    texts: dict[str, Any]
+
+
+def polling_plan(intervals: dict[str, float]) -> dict[int, tuple[DeviceTarget, list[PolledPoint]]]:
+    """Every device with points, and its points with their poll intervals."""
+    plan: dict[int, tuple[DeviceTarget, list[PolledPoint]]] = {}
+    points = BACnetPoint.objects.select_related("device").order_by("device__device_id", "id")
+    for point in points:
+        device = point.device
+        if device.device_id not in plan:
+            plan[device.device_id] = (
+                DeviceTarget(
+                    device_id=device.device_id,
+                    address=device.address,
+                    max_apdu=device.max_apdu,
+                    can_segment=device.can_segment,
+                    supports_rpm=device.supports_rpm,
+                ),
+                [],
+            )
+        plan[device.device_id][1].append(
+            PolledPoint(
+                point_id=point.pk,
+                object_type=point.object_type,
+                instance=point.instance,
+                interval=point.poll_interval or intervals[point.poll_class],
+                texts={
+                    "stateText": point.state_texts,
+                    "activeText": point.active_text,
+                    "inactiveText": point.inactive_text,
+                },
+            )
+        )
+    return plan
