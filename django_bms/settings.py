@@ -117,9 +117,11 @@ BACNET_DEFAULT_WRITE_PRIORITY = env_int("BACNET_DEFAULT_WRITE_PRIORITY", 16, min
 BACNET_POLL_FAST = float(env_str("BACNET_POLL_FAST", "5"))
 BACNET_POLL_NORMAL = float(env_str("BACNET_POLL_NORMAL", "30"))
 BACNET_POLL_SLOW = float(env_str("BACNET_POLL_SLOW", "300"))
+BACNET_POLLING = env_bool("BACNET_POLLING", True)
 BACNET_COV_LIFETIME = env_int("BACNET_COV_LIFETIME", 300, minimum=10, maximum=86400)
 # Control socket through which management commands ask a running service to do the work.
-BACNET_CONTROL_SOCKET = env_str("BACNET_CONTROL_SOCKET", str(BASE_DIR / "run" / "bacnet.sock"))
+# empty = run/bacnet-<address>-<port>.sock in the project directory
+BACNET_CONTROL_SOCKET = env_str("BACNET_CONTROL_SOCKET", "")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

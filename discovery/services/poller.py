@@ -324,6 +324,15 @@ class Poller:
             )
             self.devices[device_id] = (poller, asyncio.create_task(poller.run(), name=f"poll-{device_id}"))
 
+    def status(self) -> dict[str, Any]:
+        return {
+            "devices": len(self.devices),
+            "online": sorted(d for d, (p, _) in self.devices.items() if p.online),
+            "offline": sorted(d for d, (p, _) in self.devices.items() if p.online is False),
+            "cov_points": sum(len(p.cov_points) for p, _ in self.devices.values()),
+            "readings_stored": self.writer.stored,
+        }
+
     async def stop(self) -> None:
         tasks = self._tasks + [task for _, task in self.devices.values()]
         for task in tasks:

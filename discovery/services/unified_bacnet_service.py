@@ -25,6 +25,9 @@ from discovery.services.bacnet.network import BindError, resolve_bind_address
 from discovery.services.bacnet.objects import ObjectSpec, build_object
 from discovery.services.bacnet.point_state import WriteRejected
 from discovery.services.bacnet.write_path import ServedPoint, WritePath
+from discovery.services.control import ControlServer
+from discovery.services.control import socket_path as control_socket_path
+from discovery.services.poller import Poller
 from discovery.services.remote_devices import PointReadResult, RemoteDevices, ScanResult
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ class UnifiedBACnetService:
         self.started_at: float | None = None
         self.app: LocalDeviceApplication | None = None
         self.remote: RemoteDevices | None = None
+        self.control: ControlServer | None = None
+        self.poller: Poller | None = None
         self.write_path = WritePath(after_write=[self.notify_web_interface, self.trigger_business_logic])
         self._revision = 0
         self._sync_lock = asyncio.Lock()
@@ -73,8 +78,12 @@ class UnifiedBACnetService:
     def is_running(self) -> bool:
         return self.state == ServiceState.RUNNING
 
-    async def start_service(self) -> None:
-        """Bind the stack, rebuild every virtual object from the database, announce the device."""
+    async def start_service(self, *, control: bool = False, polling: bool = False) -> None:
+        """Bind the stack, rebuild every virtual object from the database, announce the device.
+
+        ``control`` opens the control socket for management commands; ``polling`` starts the
+        poller of remote points. ``serve`` turns both on.
+        """
         if self.state in (ServiceState.RUNNING, ServiceState.STARTING):
             return
         self.state = ServiceState.STARTING
@@ -96,11 +105,25 @@ class UnifiedBACnetService:
             self.failure = str(exc)
             logger.error("BACnet service not started: %s", exc)
             raise
-        self.app.write_handler = self.handle_external_write
-        self.remote = RemoteDevices(self.app, self.device_id)
-        self.bound_address = f"{interface.ip}:{self.port}"
-        await self.sync_virtual_objects_from_db()
-        self._watcher = asyncio.create_task(self._watch_database(), name="bacnet-db-watch")
+        try:
+            self.app.write_handler = self.handle_external_write
+            self.remote = RemoteDevices(self.app, self.device_id)
+            self.bound_address = f"{interface.ip}:{self.port}"
+            await self.sync_virtual_objects_from_db()
+            self._watcher = asyncio.create_task(self._watch_database(), name="bacnet-db-watch")
+            if control:
+                self.control = ControlServer(self, control_socket_path(str(interface.ip), self.port))
+                await self.control.start()
+            if polling:
+                self.poller = Poller(self.remote)
+                await self.poller.start()
+        except BaseException as exc:
+            # never leave a half-started stack holding the port
+            await self.stop_service()
+            self.state = ServiceState.FAILED
+            self.failure = f"start-up failed: {exc!r}"
+            logger.error("BACnet service not started: %s", self.failure, exc_info=True)
+            raise
         self.state = ServiceState.RUNNING
         self.failure = ""
         self.started_at = time.monotonic()
@@ -118,6 +141,12 @@ class UnifiedBACnetService:
         if self.app is None:
             self.state = ServiceState.STOPPED
             return
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
+        if self.poller is not None:
+            await self.poller.stop()
+            self.poller = None
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
@@ -142,6 +171,7 @@ class UnifiedBACnetService:
             "uptime_seconds": uptime,
             "virtual_objects": len(self.write_path.points),
             "database_revision": self._revision,
+            "polling": self.poller.status() if self.poller else None,
         }
 
     # --- virtual objects ----------------------------------------------------------------------
@@ -168,7 +198,11 @@ class UnifiedBACnetService:
                     self.remove_virtual_object(identifier)
             for identifier, spec in wanted.items():
                 if identifier not in self.write_path.points:
-                    self.create_virtual_object(spec)
+                    try:
+                        self.create_virtual_object(spec)
+                    except Exception:
+                        # one bad row must not keep every other object off the network
+                        logger.error("Cannot serve virtual object %s", spec.object_name, exc_info=True)
             self._revision = revision
             if self.app is not None:
                 self.app.device_object.databaseRevision = revision

@@ -47,7 +47,7 @@ class Command(BaseCommand):
 
         service = get_unified_bacnet_service()
         if settings.USE_UNIFIED_BACNET_SERVICE and not no_bacnet:
-            await service.start_service()
+            await service.start_service(control=True, polling=settings.BACNET_POLLING)
         else:
             logger.info("BACnet service disabled (USE_UNIFIED_BACNET_SERVICE=false): web only")
         config = uvicorn.Config(application, host=host, port=port, lifespan="off", log_config=None)
