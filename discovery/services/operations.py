@@ -50,8 +50,7 @@ async def execute(service: Any, op: str, args: dict[str, Any]) -> Any:
     except UnknownDevice as exc:
         raise OperationError(str(exc)) from None
     except BACnetRequestError as exc:
-        message = "timeout: the device did not answer" if exc.is_timeout else exc.describe()
-        raise OperationError(message, exc.as_dict()) from None
+        raise OperationError(exc.describe(), exc.as_dict()) from None
     except (ValueError, KeyError) as exc:
         raise OperationError(f"invalid request: {exc}") from None
     raise OperationError(f"unknown operation {op!r}")

@@ -57,6 +57,8 @@ class BACnetRequestError(Exception):
         return self.kind == "timeout" or self.reason in ("no-response", "tsm-timeout", "server-timeout")
 
     def describe(self) -> str:
+        if self.is_timeout:
+            return "timeout: the device did not answer"
         if self.kind == "error":
             return f"{self.error_class}: {self.error_code}"
         if self.kind in ("reject", "abort"):
@@ -209,9 +211,16 @@ class DeviceClient:
         )
 
     async def write(self, object_id: str, prop: str, value: Any, priority: int | None = None) -> None:
-        await self._call(
-            self.app.write_property(self.address, ObjectIdentifier(object_id), prop, value, priority=priority)
-        )
+        """Write ``value``; the stack converts it to the property's datatype first."""
+        try:
+            request = self.app.write_property(
+                self.address, ObjectIdentifier(object_id), prop, value, priority=priority
+            )
+            await self._call(request)
+        except (ValueError, TypeError) as exc:
+            raise BACnetRequestError(
+                "invalid-value", f"cannot send {value!r} as {prop} of {object_id}: {exc}"
+            ) from None
 
     async def read_device_info(self, device_id: int) -> dict[str, Any]:
         """objectName, vendorName, modelName, firmwareRevision, protocolRevision."""
