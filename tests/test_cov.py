@@ -78,7 +78,9 @@ async def test_multistate_objects_can_be_subscribed(service, client):
         assert await next_value(mode) == 1
     async with subscribe(client, "multi-state-input,1", 10, lifetime=60) as damper:
         assert await next_value(damper) == 1
+        assert list(await next_value(damper, "status-flags")) == [0, 0, 0, 0]
         await service.write_virtual_object("Virtual_4001_Damper_State", True, property_name="outOfService")
+        assert list(await next_value(damper, "status-flags")) == [0, 0, 0, 1]
         await service.write_virtual_object("Virtual_4001_Damper_State", 3)
         assert await next_value(damper) == 3
 
@@ -104,3 +106,12 @@ async def test_a_subscription_ends_when_its_lifetime_runs_out(ahu, service, clie
     assert len(subscriptions) == 1 and subscriptions[0].timeRemaining <= 1
     await asyncio.sleep(1.3)
     assert len(await active_subscriptions(client)) == 0
+
+
+async def test_taking_an_object_out_of_service_notifies_its_status_flags(ahu, service, client):
+    async with subscribe(client, "analog-input,1", 13) as subscription:
+        assert list(await next_value(subscription, "status-flags")) == [0, 0, 0, 0]
+        await service.write_virtual_object(
+            "Virtual_1001_Zone_Temperature", True, property_name="outOfService"
+        )
+        assert list(await next_value(subscription, "status-flags")) == [0, 0, 0, 1]

@@ -179,7 +179,11 @@ def apply_state(obj: LocalObject, object_type: str, old: PointState, new: PointS
         if new.current_command_priority != old.current_command_priority:
             obj.currentCommandPriority = _command_priority(new)
     if new.out_of_service != old.out_of_service:
+        old_flags = obj.statusFlags
         obj.outOfService = new.out_of_service
+        # statusFlags is computed from outOfService: tell its COV monitors it changed
+        for monitor in obj._property_monitors["statusFlags"]:
+            monitor(old_flags, obj.statusFlags)
     if new.present_value != old.present_value:
         obj.presentValue = to_bacnet_value(object_type, new.present_value)
 
