@@ -29,6 +29,7 @@ class LocalDeviceState(models.Model):
 
     class Meta:
         verbose_name = "local device state"
+        permissions = [("operate_bacnet", "Can write values, manage virtual devices and start scans")]
 
     def __str__(self) -> str:
         return f"database revision {self.database_revision}"

@@ -91,7 +91,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- BACnet -------------------------------------------------------------------------------
 # Address/prefix the stack binds, e.g. "192.168.1.20/24"; empty = the host's primary interface.

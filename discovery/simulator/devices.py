@@ -263,6 +263,14 @@ def _schedule(device: SimulatedDevice, loop: asyncio.AbstractEventLoop) -> None:
             device.timers.append(loop.call_later(config.silent_after + config.silent_for, device.resume))
 
 
+def _close(app: SimulatedApplication) -> None:
+    """Close the stack's sockets, and stop binding any that are not bound yet."""
+    for layer in app.link_layers.values():
+        for task in layer.server._transport_tasks:
+            task.cancel()
+    app.close()
+
+
 def _check_unique(configs: Sequence[SimulatedDeviceConfig]) -> None:
     ids = [config.device_id for config in configs]
     endpoints = [(config.ip, config.port) for config in configs]
@@ -318,7 +326,7 @@ class Simulation:
         for device in self.devices:
             for timer in device.timers:
                 timer.cancel()
-            device.app.close()
+            _close(device.app)
         if self.devices:
             logger.info("stopped %d simulated device(s)", len(self.devices))
         self.devices = []

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import cycle, islice
 from typing import Any
 
-from bacpypes3.basetypes import BinaryPV, EngineeringUnits, EventState, Polarity, StatusFlags
+from bacpypes3.basetypes import BinaryPV, EngineeringUnits, EventState, Polarity, PriorityValue, StatusFlags
 from bacpypes3.constructeddata import ArrayOf
 from bacpypes3.local.analog import AnalogInputObject, AnalogOutputObject, AnalogValueObjectCmd
 from bacpypes3.local.binary import BinaryInputObject, BinaryOutputObject, BinaryValueObject
@@ -72,6 +72,11 @@ OBJECT_CLASSES: dict[str, type[LocalObject]] = {
 }
 
 DEFAULT_COV_INCREMENT = 0.1
+
+# One empty priority-array slot shared by every commandable object: a write replaces the
+# slot and never changes it in place, and building 16 fresh ones per object would more than
+# double the time it takes to build a device.
+NULL_PRIORITY = PriorityValue(null=())
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,7 @@ def build_object(name: str, instance: int, spec: dict[str, Any]) -> LocalObject:
     }
     if object_type in COMMANDABLE_TYPES:
         properties["relinquishDefault"] = value
+        properties["priorityArray"] = [NULL_PRIORITY] * 16
     return OBJECT_CLASSES[object_type](**properties)
 
 

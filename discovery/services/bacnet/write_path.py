@@ -135,6 +135,13 @@ def change_event(point: ServedPoint, row: Any, record: virtual_store.WriteRecord
         "priority_array": list(state.priority_array),
         "current_command_priority": state.current_command_priority,
         "relinquish_default": state.relinquish_default,
+        "relinquish_default_text": virtual_store.value_text(row.virtual_object, state.relinquish_default)
+        if state.relinquish_default is not None
+        else "",
+        "priority_array_text": [
+            "" if slot is None else virtual_store.value_text(row.virtual_object, slot)
+            for slot in state.priority_array
+        ],
         "out_of_service": state.out_of_service,
         "source": record.source,
         "external": record.source == WriteSource.EXTERNAL_BACNET_WRITE,

@@ -1,0 +1,31 @@
+"""Helpers shared by the views: permissions, the service, BACnet errors in words."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import permission_required
+
+from discovery.services.unified_bacnet_service import UnifiedBACnetService, get_unified_bacnet_service
+
+OPERATE = "discovery.operate_bacnet"
+OPERATORS_GROUP = "operators"
+
+# Writing values, creating/deleting virtual devices and scanning need the operate permission.
+operator_required = permission_required(OPERATE, raise_exception=True)
+
+
+def running_service() -> UnifiedBACnetService | None:
+    service = get_unified_bacnet_service()
+    return service if service.is_running else None
+
+
+NOT_RUNNING_MESSAGE = "The BACnet service is not running in this process: start it with `manage.py serve`."
+
+
+def error_in_words(error_class: str, error_code: str) -> str:
+    """'property', 'value-out-of-range' -> 'Value out of range (property error)'."""
+    words = error_code.replace("-", " ").strip().capitalize() or "Error"
+    return f"{words} ({error_class} error)" if error_class else words
+
+
+def can_operate(user) -> bool:
+    return user.has_perm(OPERATE)

@@ -1,0 +1,56 @@
+"""The discovery page: start a Who-Is scan and see what was found."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from discovery.forms import ScanForm
+from discovery.models import BACnetDevice, NetworkScan
+from discovery.services.bacnet.client import BACnetRequestError
+from discovery.views.common import NOT_RUNNING_MESSAGE, OPERATE, can_operate, running_service
+
+
+def _page_context(user) -> dict:
+    return {
+        "devices": list(BACnetDevice.objects.all()),
+        "scans": list(NetworkScan.objects.all()[:10]),
+        "can_operate": can_operate(user),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+async def start_discovery(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    if request.method == "GET":
+        context = await sync_to_async(_page_context)(user)
+        return render(request, "discovery/discovery.html", {"form": ScanForm(), **context})
+    if not await sync_to_async(user.has_perm)(OPERATE):
+        return HttpResponse("You may not start scans.", status=403)
+    form = ScanForm(request.POST)
+    service = running_service()
+    if form.is_valid() and service is not None:
+        try:
+            result = await service.discover_devices(
+                low_limit=form.cleaned_data["low_limit"],
+                high_limit=form.cleaned_data["high_limit"],
+                force=True,
+            )
+        except (BACnetRequestError, OSError) as exc:
+            await sync_to_async(messages.error)(request, f"The scan failed: {exc}")
+        else:
+            await sync_to_async(messages.success)(
+                request, f"Scan finished: {len(result.devices)} device(s) found."
+            )
+        return redirect("start_discovery")
+    status = 400
+    if form.is_valid():
+        await sync_to_async(messages.error)(request, NOT_RUNNING_MESSAGE)
+        status = 503
+    context = await sync_to_async(_page_context)(user)
+    return render(request, "discovery/discovery.html", {"form": form, **context}, status=status)
