@@ -52,10 +52,14 @@ def ahu(transactional_db):
 
 
 @pytest.fixture
-async def service(private_network, transactional_db) -> AsyncIterator:
-    from discovery.services.unified_bacnet_service import UnifiedBACnetService
+async def service(private_network, transactional_db, monkeypatch) -> AsyncIterator:
+    """The app's BACnet service at 10.77.1.1, installed as this process's service (as `serve` does)."""
+    from discovery.services import unified_bacnet_service
 
-    bacnet_service = UnifiedBACnetService(address=netns.address(SERVICE_HOST), watch_interval=0.1)
+    bacnet_service = unified_bacnet_service.UnifiedBACnetService(
+        address=netns.address(SERVICE_HOST), watch_interval=0.1
+    )
+    monkeypatch.setattr(unified_bacnet_service, "_service", bacnet_service)
     await bacnet_service.start_service()
     try:
         yield bacnet_service

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -45,7 +44,7 @@ async def _run_locally(op: str, args: dict[str, Any]) -> Any:
 @contextlib.contextmanager
 def progress(stream: TextIO, label: str, seconds: float) -> Iterator[None]:
     """A one-line progress bar on ``stream`` (stderr) for an operation expected to take ``seconds``."""
-    if not stream.isatty() and stream is not sys.stderr:
+    if not stream.isatty():
         yield
         return
     done = threading.Event()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from discovery.services.bacnet.client import BACnetRequestError
+from discovery.services.bacnet.client import BACnetRequestError, plain_value
 from discovery.services.remote_store import UnknownDevice
 
 
@@ -51,7 +51,9 @@ async def execute(service: Any, op: str, args: dict[str, Any]) -> Any:
         raise OperationError(str(exc)) from None
     except BACnetRequestError as exc:
         raise OperationError(exc.describe(), exc.as_dict()) from None
-    except (ValueError, KeyError) as exc:
+    except KeyError as exc:
+        raise OperationError(f"unknown name {exc}") from None
+    except ValueError as exc:
         raise OperationError(f"invalid request: {exc}") from None
     raise OperationError(f"unknown operation {op!r}")
 
@@ -60,5 +62,5 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [_jsonable(plain_value(item)) for item in value]
     return str(value)

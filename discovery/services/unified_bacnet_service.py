@@ -128,11 +128,11 @@ class UnifiedBACnetService:
         self.failure = ""
         self.started_at = time.monotonic()
         logger.info(
-            "BACnet service started: device %s (%s) on %s/%s with %d virtual objects",
+            "BACnet service started: device %s (%s) on %s (%s) with %d virtual objects",
             self.device_id,
             self.device_name,
-            interface,
-            self.port,
+            self.bound_address,
+            interface.network,
             len(self.write_path.points),
         )
 

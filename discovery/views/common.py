@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import permission_required
+from django.shortcuts import render
 
 from discovery.services.unified_bacnet_service import UnifiedBACnetService, get_unified_bacnet_service
 
@@ -29,3 +31,7 @@ def error_in_words(error_class: str, error_code: str) -> str:
 
 def can_operate(user) -> bool:
     return user.has_perm(OPERATE)
+
+
+# Templates read the session user and messages (database work): render them off the event loop.
+arender = sync_to_async(render)

@@ -6,13 +6,13 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
 from discovery.forms import ScanForm
 from discovery.models import BACnetDevice, NetworkScan
 from discovery.services.bacnet.client import BACnetRequestError
-from discovery.views.common import NOT_RUNNING_MESSAGE, OPERATE, can_operate, running_service
+from discovery.views.common import NOT_RUNNING_MESSAGE, OPERATE, arender, can_operate, running_service
 
 
 def _page_context(user) -> dict:
@@ -29,7 +29,7 @@ async def start_discovery(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
     if request.method == "GET":
         context = await sync_to_async(_page_context)(user)
-        return render(request, "discovery/discovery.html", {"form": ScanForm(), **context})
+        return await arender(request, "discovery/discovery.html", {"form": ScanForm(), **context})
     if not await sync_to_async(user.has_perm)(OPERATE):
         return HttpResponse("You may not start scans.", status=403)
     form = ScanForm(request.POST)
@@ -53,4 +53,4 @@ async def start_discovery(request: HttpRequest) -> HttpResponse:
         await sync_to_async(messages.error)(request, NOT_RUNNING_MESSAGE)
         status = 503
     context = await sync_to_async(_page_context)(user)
-    return render(request, "discovery/discovery.html", {"form": form, **context}, status=status)
+    return await arender(request, "discovery/discovery.html", {"form": form, **context}, status=status)

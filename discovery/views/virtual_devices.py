@@ -17,6 +17,7 @@ from discovery.services.object_templates import ANALOG_TYPES, BACNET_OBJECT_TEMP
 from discovery.views.common import (
     NOT_RUNNING_MESSAGE,
     OPERATE,
+    arender,
     can_operate,
     error_in_words,
     operator_required,
@@ -48,14 +49,14 @@ async def create_virtual_device(request: HttpRequest) -> HttpResponse:
         return HttpResponse("You may not create virtual devices.", status=403)
     templates = BACNET_OBJECT_TEMPLATES
     if request.method == "GET":
-        return render(
+        return await arender(
             request,
             "discovery/virtual_device_form.html",
             {"form": CreateVirtualDeviceForm(), "templates": templates},
         )
     form = CreateVirtualDeviceForm(request.POST)
     if not await sync_to_async(form.is_valid)():
-        return render(
+        return await arender(
             request, "discovery/virtual_device_form.html", {"form": form, "templates": templates}, status=400
         )
     try:
@@ -67,7 +68,7 @@ async def create_virtual_device(request: HttpRequest) -> HttpResponse:
         )
     except virtual_store.VirtualDeviceError as exc:  # lost a race with another request
         form.add_error(None, str(exc))
-        return render(
+        return await arender(
             request, "discovery/virtual_device_form.html", {"form": form, "templates": templates}, status=400
         )
     await _sync_service()

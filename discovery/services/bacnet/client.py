@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from bacpypes3.apdu import AbortPDU, ErrorRejectAbortNack, RejectPDU
 from bacpypes3.basetypes import PropertyIdentifier
+from bacpypes3.constructeddata import Choice
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Boolean, Enumerated, Null, ObjectIdentifier
 
@@ -142,6 +143,8 @@ def plain_value(value: Any) -> Any:
     """A decoded BACnet primitive as a plain Python value (enumerations by name)."""
     if value is None or isinstance(value, Null):
         return None
+    if isinstance(value, Choice):  # e.g. a PriorityValue: the chosen element
+        return plain_value(getattr(value, value._choice)) if value._choice else None
     if isinstance(value, Enumerated):
         return str(value)
     if isinstance(value, Boolean):
