@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -204,22 +204,22 @@ class DeviceClient:
         self.timeout = timeout
         self._slots = asyncio.Semaphore(max_in_flight)
 
-    async def _call(self, awaitable: Awaitable[T]) -> T:
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """Send ``request()`` once a slot is free (made only then, so a cancelled wait leaks nothing)."""
         async with self._slots:
-            return await guarded(awaitable, self.timeout)
+            return await guarded(request(), self.timeout)
 
     async def read(self, object_id: str | ObjectIdentifier, prop: str, index: int | None = None) -> Any:
-        return await self._call(
-            self.app.read_property(self.address, ObjectIdentifier(object_id), prop, index)
-        )
+        object_id = ObjectIdentifier(object_id)
+        return await self._call(lambda: self.app.read_property(self.address, object_id, prop, index))
 
     async def write(self, object_id: str, prop: str, value: Any, priority: int | None = None) -> None:
         """Write ``value``; the stack converts it to the property's datatype first."""
         try:
-            request = self.app.write_property(
-                self.address, ObjectIdentifier(object_id), prop, value, priority=priority
+            target = ObjectIdentifier(object_id)
+            await self._call(
+                lambda: self.app.write_property(self.address, target, prop, value, priority=priority)
             )
-            await self._call(request)
         except (ValueError, TypeError) as exc:
             raise BACnetRequestError(
                 "invalid-value", f"cannot send {value!r} as {prop} of {object_id}: {exc}"
@@ -231,7 +231,7 @@ class DeviceClient:
         if self.supports_rpm is not False:
             try:
                 results = await self._call(
-                    self.app.read_property_multiple(self.address, [device, list(DEVICE_PROPERTIES)])
+                    lambda: self.app.read_property_multiple(self.address, [device, list(DEVICE_PROPERTIES)])
                 )
                 self.supports_rpm = True
                 return {
@@ -318,7 +318,7 @@ class DeviceClient:
                 ObjectIdentifier(f"{obj.object_type},{obj.instance}"),
                 properties or point_properties(obj.object_type),
             ]
-        results = await self._call(self.app.read_property_multiple(self.address, request))
+        results = await self._call(lambda: self.app.read_property_multiple(self.address, request))
         by_id = {(obj.object_type, obj.instance): obj for obj in objects}
         for object_id, prop, _, value in results:
             obj = by_id.get(_oid(object_id))
