@@ -29,6 +29,8 @@
     body.insertBefore(row, body.firstChild);
   }
 
+  const SOURCES = {external_bacnet_write: "External BACnet write", web: "Web page", api: "API", internal: "Internal (business logic)"};
+
   function onVirtualChange(event) {
     const when = new Date(event.timestamp).toLocaleString();
     const by = event.source_address || event.user || event.source;
@@ -54,7 +56,7 @@
       if (last) last.textContent = when;
     }
     const shortName = event.object_name.replace(/^Virtual_\d+_/, "");
-    prependRow("write-history", [when, shortName, event.property, event.value_text, event.priority, event.source, by]);
+    prependRow("write-history", [when, shortName, event.property, event.value_text, event.priority, SOURCES[event.source] || event.source, by]);
     prependRow("latest-writes", [when, event.object_name + " " + event.property, event.value_text, event.priority, by]);
   }
 
