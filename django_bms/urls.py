@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from discovery import views
+from discovery.views import api
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -23,6 +24,13 @@ urlpatterns = [
         name="write_virtual_object",
     ),
     path("api/status/", views.service_status, name="service_status"),
+    path("api/virtual-devices/", api.api_virtual_devices, name="api_virtual_devices"),
+    path("api/devices/", api.api_devices, name="api_devices"),
+    path(
+        "api/virtual-objects/<str:object_name>/write/",
+        api.api_write_virtual_object,
+        name="api_write_virtual_object",
+    ),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
