@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.decorators import permission_required
 from django.shortcuts import render
 
 from discovery.services.unified_bacnet_service import UnifiedBACnetService, get_unified_bacnet_service
 
+# Writing values, creating/deleting virtual devices and scanning need this permission.
 OPERATE = "discovery.operate_bacnet"
 OPERATORS_GROUP = "operators"
-
-# Writing values, creating/deleting virtual devices and scanning need the operate permission.
-operator_required = permission_required(OPERATE, raise_exception=True)
 
 
 def running_service() -> UnifiedBACnetService | None:

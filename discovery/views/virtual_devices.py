@@ -20,7 +20,6 @@ from discovery.views.common import (
     arender,
     can_operate,
     error_in_words,
-    operator_required,
     running_service,
 )
 
@@ -77,14 +76,19 @@ async def create_virtual_device(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@operator_required
 @require_http_methods(["GET", "POST"])
-def delete_virtual_device(request: HttpRequest, device_id: int) -> HttpResponse:
-    device = get_object_or_404(VirtualBACnetDevice, device_id=device_id)
+async def delete_virtual_device(request: HttpRequest, device_id: int) -> HttpResponse:
+    user = await request.auser()
+    if not await sync_to_async(user.has_perm)(OPERATE):
+        return HttpResponse("You may not delete virtual devices.", status=403)
+    device = await sync_to_async(get_object_or_404)(VirtualBACnetDevice, device_id=device_id)
     if request.method == "GET":
-        return render(request, "discovery/virtual_device_confirm_delete.html", {"device": device})
-    virtual_store.delete_virtual_device(device_id)
-    messages.success(request, f"Deleted {device.name} ({device_id}); its objects are gone from BACnet.")
+        return await arender(request, "discovery/virtual_device_confirm_delete.html", {"device": device})
+    await sync_to_async(virtual_store.delete_virtual_device)(device_id)
+    await _sync_service()
+    await sync_to_async(messages.success)(
+        request, f"Deleted {device.name} ({device_id}); its objects are gone from BACnet."
+    )
     return redirect("virtual_device_list")
 
 
