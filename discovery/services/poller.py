@@ -289,6 +289,7 @@ class Poller:
         self.writer = ReadingWriter()
         self.devices: dict[int, tuple[DevicePoller, asyncio.Task]] = {}
         self._tasks: list[asyncio.Task] = []
+        self._fingerprint: tuple | None = None
 
     async def start(self) -> None:
         await self.refresh()
@@ -307,6 +308,11 @@ class Poller:
                 logger.warning("Could not refresh the polling plan", exc_info=True)
 
     async def refresh(self) -> None:
+        """Re-read the plan when points were added, removed or read again since the last time."""
+        fingerprint = await database_sync_to_async(remote_store.points_fingerprint)()
+        if fingerprint == self._fingerprint:
+            return
+        self._fingerprint = fingerprint
         plan = await database_sync_to_async(remote_store.polling_plan)(poll_intervals())
         for device_id in set(self.devices) - set(plan):
             _, task = self.devices.pop(device_id)

@@ -58,6 +58,8 @@ class RemoteDevices:
         self._scans: dict[tuple, ScanResult] = {}
         self._running_scans: dict[tuple, asyncio.Future] = {}
         self._clients: dict[int, DeviceClient] = {}
+        # whole-device point reads at once: more only adds time-outs on a busy network
+        self._point_reads = asyncio.Semaphore(settings.BACNET_POINT_READ_DEVICES)
 
     # --- discovery ----------------------------------------------------------------------------
 
@@ -176,6 +178,15 @@ class RemoteDevices:
     async def read_device_points(self, device_id: int) -> PointReadResult:
         """Read the object list and every object of a device and store them as points."""
         client = await self.target(device_id)
+        async with self._point_reads:
+            objects, error = await self._read_points(client, device_id)
+        if error:
+            logger.warning("Reading the points of device %s: %s", device_id, error)
+        stored = await database_sync_to_async(remote_store.store_points)(device_id, objects, error)
+        await database_sync_to_async(remote_store.set_supports_rpm)(device_id, client.supports_rpm)
+        return PointReadResult(device_id, stored, len(objects), error, client.supports_rpm)
+
+    async def _read_points(self, client: DeviceClient, device_id: int) -> tuple[list[RemoteObject], str]:
         error = ""
         objects: list[RemoteObject] = []
         try:
@@ -186,11 +197,7 @@ class RemoteDevices:
             objects, error = partial.objects, f"stopped part-way: {partial.error.describe()}"
         except BACnetRequestError as failure:
             error = f"object list not read: {failure.describe()}"
-        if error:
-            logger.warning("Reading the points of device %s: %s", device_id, error)
-        stored = await database_sync_to_async(remote_store.store_points)(device_id, objects, error)
-        await database_sync_to_async(remote_store.set_supports_rpm)(device_id, client.supports_rpm)
-        return PointReadResult(device_id, stored, len(objects), error, client.supports_rpm)
+        return objects, error
 
     async def read_property(self, device_id: int, object_id: str, prop: str, index: int | None = None) -> Any:
         client = await self.target(device_id)

@@ -6,13 +6,15 @@ commands and tests. Values are stored typed (a float, with their text beside it)
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from discovery.models import (
@@ -144,6 +146,22 @@ def status_flag_list(raw: Any) -> list[int]:
         return []
 
 
+POINT_FIELDS = [
+    "object_name",
+    "description",
+    "units",
+    "state_texts",
+    "active_text",
+    "inactive_text",
+    "commandable",
+    "present_value",
+    "present_value_text",
+    "status_flags",
+    "read_error",
+    "last_update",
+]
+
+
 def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "") -> int:
     """Store each object as a BACnetPoint with a first reading; record ``error`` on the device."""
     now = timezone.now()
@@ -151,6 +169,8 @@ def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "
     with transaction.atomic():
         device = BACnetDevice.objects.get(device_id=device_id)
         existing = {(p.object_type, p.instance): p for p in device.points.all()}
+        new_points: list[BACnetPoint] = []
+        changed_points: list[BACnetPoint] = []
         readings = []
         for obj in objects:
             if obj.object_type in ("device", "network-port"):
@@ -163,9 +183,12 @@ def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "
             }
             value, text = point_value(obj.object_type, props.get("presentValue"), texts)
             flags = status_flag_list(props.get("statusFlags"))
-            point = existing.get((obj.object_type, obj.instance)) or BACnetPoint(
-                device=device, object_type=obj.object_type, instance=obj.instance
-            )
+            point = existing.get((obj.object_type, obj.instance))
+            if point is None:
+                point = BACnetPoint(device=device, object_type=obj.object_type, instance=obj.instance)
+                new_points.append(point)
+            else:
+                changed_points.append(point)
             point.object_name = str(plain_value(props.get("objectName")) or "")[:150]
             point.description = str(plain_value(props.get("description")) or "")[:255]
             point.units = str(plain_value(props.get("units")) or "") if obj.object_type in ANALOG else ""
@@ -178,7 +201,6 @@ def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "
             point.status_flags = flags
             point.read_error = "; ".join(f"{k}: {v}" for k, v in obj.errors.items())[:255]
             point.last_update = now
-            point.save()
             stored += 1
             if "presentValue" in props:
                 readings.append(
@@ -186,7 +208,11 @@ def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "
                         point=point, value=value, value_text=text, status_flags=flags, timestamp=now
                     )
                 )
-        BACnetReading.objects.bulk_create(readings)
+        BACnetPoint.objects.bulk_create(new_points, batch_size=500)  # sets their ids
+        BACnetPoint.objects.bulk_update(changed_points, POINT_FIELDS, batch_size=100)
+        for reading in readings:
+            reading.point_id = reading.point.pk
+        BACnetReading.objects.bulk_create(readings, batch_size=500)
         device.points_read_at = now
         device.last_error = error[:255]
         device.save(update_fields=["points_read_at", "last_error"])
@@ -218,17 +244,32 @@ def store_readings(readings: list[Reading]) -> int:
         latest: dict[int, Reading] = {}
         for reading in readings:
             latest[reading.point_id] = reading
-        points = list(BACnetPoint.objects.filter(pk__in=latest))
-        for point in points:
-            reading = latest[point.pk]
-            point.present_value = reading.value
-            point.present_value_text = reading.value_text
-            point.status_flags = reading.status_flags
-            point.last_update = reading.timestamp
-        BACnetPoint.objects.bulk_update(
-            points, ["present_value", "present_value_text", "status_flags", "last_update"]
-        )
+        _update_last_values(latest.values())
     return len(readings)
+
+
+def _update_last_values(readings: Iterable[Reading]) -> None:
+    """One prepared UPDATE run for every point (Django's bulk_update builds a CASE per row and
+    took seconds for a few thousand points)."""
+    table = connection.ops.quote_name(BACnetPoint._meta.db_table)
+    flags = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    sql = (
+        f"UPDATE {table} SET present_value = %s, present_value_text = %s, status_flags = {flags}, "
+        "last_update = %s WHERE id = %s"
+    )
+    field = BACnetPoint._meta.get_field("last_update")
+    rows = [
+        (
+            r.value,
+            r.value_text,
+            json.dumps(r.status_flags),
+            field.get_db_prep_value(r.timestamp, connection),
+            r.point_id,
+        )
+        for r in readings
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def set_device_online(device_id: int, online: bool, error: str = "") -> None:
@@ -245,6 +286,13 @@ class PolledPoint:
     instance: int
     interval: float
     texts: dict[str, Any]
+
+
+def points_fingerprint() -> tuple:
+    """Changes when points are added, removed or read again (a cheap check before a full plan)."""
+    points = BACnetPoint.objects.aggregate(count=Count("id"), last=Max("id"))
+    devices = BACnetDevice.objects.aggregate(read=Max("points_read_at"), count=Count("id"))
+    return (points["count"], points["last"], devices["read"], devices["count"])
 
 
 def polling_plan(intervals: dict[str, float]) -> dict[int, tuple[DeviceTarget, list[PolledPoint]]]:

@@ -224,14 +224,25 @@ async def _wait_until_bound(devices: Sequence[SimulatedDevice], timeout: float) 
         raise SimulationError(f"could not bind within {timeout:g} s: {', '.join(unbound)}") from None
 
 
+def _bounds(obj: Any) -> tuple[float | None, float | None]:
+    """min/maxPresValue of an object, looked up once (bacpypes3 property reads are slow)."""
+    bounds = getattr(obj, "_drift_bounds", None)
+    if bounds is None:
+        low, high = obj.minPresValue, obj.maxPresValue
+        bounds = (None if low is None else float(low), None if high is None else float(high))
+        obj._drift_bounds = bounds
+    return bounds
+
+
 def drift_once(analog_inputs: Iterable[Any], binary_inputs: Iterable[Any], rng: random.Random) -> None:
     """Move every analog input a little (within min/max) and maybe toggle each binary input."""
     for obj in analog_inputs:
+        low, high = _bounds(obj)
         value = float(obj.presentValue) + rng.uniform(-DRIFT_STEP, DRIFT_STEP)
-        if obj.minPresValue is not None:
-            value = max(value, float(obj.minPresValue))
-        if obj.maxPresValue is not None:
-            value = min(value, float(obj.maxPresValue))
+        if low is not None:
+            value = max(value, low)
+        if high is not None:
+            value = min(value, high)
         obj.presentValue = Real(round(value, 2))
     for obj in binary_inputs:
         if rng.random() < BINARY_TOGGLE_PROBABILITY:

@@ -35,10 +35,11 @@ ANALOG = ("analog-input", "analog-output", "analog-value")
 BINARY = ("binary-input", "binary-output", "binary-value")
 MULTISTATE = ("multi-state-input", "multi-state-output", "multi-state-value")
 COMMANDABLE = ("analog-output", "binary-output", "multi-state-output")
-# Bytes a ReadPropertyMultiple answer takes per object (names, units, value, flags, texts), used
-# to size batches for devices that cannot segment.
+# Bytes a ReadPropertyMultiple answer takes per object (names, units, value, flags, texts) and
+# per property when only a few are read; batches are sized so the answer fits one APDU.
 RPM_BYTES_PER_OBJECT = 160
-RPM_BATCH_SEGMENTED = 25
+RPM_BYTES_PER_VALUE = 12
+RPM_MAX_BATCH = 50
 
 
 class BACnetRequestError(Exception):
@@ -271,45 +272,72 @@ class DeviceClient:
         reads = [self.read(device, "objectList", index) for index in range(1, length + 1)]
         return [_oid(item) for item in await asyncio.gather(*reads)]
 
-    def rpm_batch_size(self) -> int:
-        if self.can_segment:
-            return RPM_BATCH_SEGMENTED
-        return max(1, (self.max_apdu - 40) // RPM_BYTES_PER_OBJECT)
+    def rpm_batch_size(self, properties: list[str] | None = None) -> int:
+        """Objects per ReadPropertyMultiple so that the answer fits one APDU (no segmentation:
+        unsegmented answers are the robust path, and batches run side by side instead)."""
+        per_object = RPM_BYTES_PER_VALUE * len(properties) + 8 if properties else RPM_BYTES_PER_OBJECT
+        return max(1, min(RPM_MAX_BATCH, (self.max_apdu - 40) // per_object))
 
     async def read_objects(
         self, identifiers: Iterable[tuple[str, int]], properties: list[str] | None = None
     ) -> list[RemoteObject]:
         """Read ``properties`` (default: the point properties) of each object.
 
-        ReadPropertyMultiple in batches that fit the device, or ReadProperty one by one when the
-        device does not support RPM.
+        ReadPropertyMultiple in batches that fit the device, up to ``max_in_flight`` at a time,
+        or ReadProperty one by one when the device does not support RPM. Raises ``PartialRead``
+        (holding what was read) when the device stops answering part-way.
         """
-        pending = [RemoteObject(object_type, instance) for object_type, instance in identifiers]
+        objects = [RemoteObject(object_type, instance) for object_type, instance in identifiers]
+        if not objects:
+            return []
+        batch = self.rpm_batch_size(properties)
+        chunks = [objects[start : start + batch] for start in range(0, len(objects), batch)]
         done: list[RemoteObject] = []
-        batch = self.rpm_batch_size()
-        while pending and self.supports_rpm is not False:
-            chunk, rest = pending[:batch], pending[batch:]
+        if self.supports_rpm is not False:
             try:
-                await self._read_with_rpm(chunk, properties)
+                await self._rpm_batch(chunks[0], properties)  # also tells whether RPM is served
             except BACnetRequestError as error:
-                if _rpm_unsupported(error):
-                    logger.info("Device at %s does not support ReadPropertyMultiple", self.address)
-                    self.supports_rpm = False
-                    break
-                if error.kind == "abort" and batch > 1 and not error.is_timeout:
-                    batch = max(1, batch // 2)
-                    continue
-                raise PartialRead(done, error) from None
-            self.supports_rpm = True
-            done += chunk
-            pending = rest
-        if pending:
+                if not _rpm_unsupported(error):
+                    raise PartialRead(done, error) from None
+                logger.info("Device at %s does not support ReadPropertyMultiple", self.address)
+                self.supports_rpm = False
+            else:
+                done += chunks[0]
+                results = await asyncio.gather(
+                    *(self._rpm_batch(chunk, properties) for chunk in chunks[1:]), return_exceptions=True
+                )
+                failure: BACnetRequestError | None = None
+                for chunk, result in zip(chunks[1:], results, strict=True):
+                    if isinstance(result, BACnetRequestError):
+                        failure = failure or result
+                    elif isinstance(result, BaseException):
+                        raise result
+                    else:
+                        done += chunk
+                if failure is not None:
+                    raise PartialRead(done, failure)
+                return done
+        try:
+            await asyncio.gather(*(self._read_with_rp(obj, properties) for obj in objects))
+        except BACnetRequestError as error:
+            raise PartialRead([o for o in objects if o.properties], error) from None
+        return objects
+
+    async def _rpm_batch(self, objects: list[RemoteObject], properties: list[str] | None) -> None:
+        """One batch; split in two when the device aborts it as too long, retried once on a time-out."""
+        for attempt in (1, 2):
             try:
-                await asyncio.gather(*(self._read_with_rp(obj, properties) for obj in pending))
+                await self._read_with_rpm(objects, properties)
+                self.supports_rpm = True
+                return
             except BACnetRequestError as error:
-                raise PartialRead(done + [o for o in pending if o.properties], error) from None
-            done += pending
-        return done
+                if error.kind == "abort" and not error.is_timeout and len(objects) > 1:
+                    half = len(objects) // 2
+                    await self._rpm_batch(objects[:half], properties)
+                    await self._rpm_batch(objects[half:], properties)
+                    return
+                if not error.is_timeout or attempt == 2:
+                    raise
 
     async def _read_with_rpm(self, objects: list[RemoteObject], properties: list[str] | None) -> None:
         request = []

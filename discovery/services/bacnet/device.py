@@ -119,6 +119,7 @@ async def open_stack(
         databaseRevision=identity.database_revision,
         # also the time-out and retries of this stack's own requests to other devices
         apduTimeout=identity.apdu_timeout_ms,
+        apduSegmentTimeout=identity.apdu_timeout_ms,
         numberOfApduRetries=identity.apdu_retries,
     )
     network_port = ServedNetworkPortObject(
