@@ -51,6 +51,16 @@ class DeviceTarget:
     can_segment: bool
     supports_rpm: bool | None
 
+    @classmethod
+    def of(cls, device: BACnetDevice) -> DeviceTarget:
+        return cls(
+            device_id=device.device_id,
+            address=device.address,
+            max_apdu=device.max_apdu,
+            can_segment=device.can_segment,
+            supports_rpm=device.supports_rpm,
+        )
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -109,13 +119,7 @@ def device_target(device_id: int) -> DeviceTarget:
     device = BACnetDevice.objects.filter(device_id=device_id).first()
     if device is None:
         raise UnknownDevice(f"unknown device {device_id}: run a discovery first")
-    return DeviceTarget(
-        device_id=device.device_id,
-        address=device.address,
-        max_apdu=device.max_apdu,
-        can_segment=device.can_segment,
-        supports_rpm=device.supports_rpm,
-    )
+    return DeviceTarget.of(device)
 
 
 def point_value(object_type: str, raw: Any, texts: dict[str, Any]) -> tuple[float | None, str]:
@@ -302,16 +306,7 @@ def polling_plan(intervals: dict[str, float]) -> dict[int, tuple[DeviceTarget, l
     for point in points:
         device = point.device
         if device.device_id not in plan:
-            plan[device.device_id] = (
-                DeviceTarget(
-                    device_id=device.device_id,
-                    address=device.address,
-                    max_apdu=device.max_apdu,
-                    can_segment=device.can_segment,
-                    supports_rpm=device.supports_rpm,
-                ),
-                [],
-            )
+            plan[device.device_id] = (DeviceTarget.of(device), [])
         plan[device.device_id][1].append(
             PolledPoint(
                 point_id=point.pk,

@@ -24,13 +24,11 @@ from bacpypes3.apdu import (
     AbortPDU,
     AbortReason,
     ComplexAckPDU,
-    ConfirmedServiceChoice,
-    UnconfirmedServiceChoice,
-    confirmed_request_types,
-    unconfirmed_request_types,
 )
 from bacpypes3.app import Application
 from bacpypes3.basetypes import Segmentation, ServicesSupported
+
+from discovery.services.bacnet.device import services_supported
 
 logger = logging.getLogger(__name__)
 
@@ -87,19 +85,7 @@ class SimulatedApplication(Application):
 
     def get_services_supported(self) -> ServicesSupported:
         """The services this application executes: those with a ``do_<Request>`` handler."""
-        supported = ServicesSupported([])
-        tables = (
-            (confirmed_request_types, ConfirmedServiceChoice),
-            (unconfirmed_request_types, UnconfirmedServiceChoice),
-        )
-        for request_types, choice_type in tables:
-            for choice, request_class in request_types.items():
-                if not callable(getattr(self, f"do_{request_class.__name__}", None)):
-                    continue
-                bit = getattr(ServicesSupported, choice_type(choice).attr, None)
-                if isinstance(bit, int):
-                    supported[bit] = 1
-        return supported
+        return services_supported(self)
 
 
 class SimulatedApplicationWithoutRPM(SimulatedApplication):

@@ -167,6 +167,14 @@ class BMSApplication(Application):
                 )
         return ListOfCOVSubscription(subscriptions)
 
+    async def confirmation(self, apdu: Any) -> None:
+        # An answer can arrive just after its request was given up (time-out, shutdown) and before
+        # bacpypes3 forgets the request: setting the cancelled future's result would raise.
+        try:
+            await super().confirmation(apdu)
+        except asyncio.InvalidStateError:
+            logger.debug("Late answer to a request that was given up: %r", apdu)
+
     async def indication(self, apdu: Any) -> None:
         # A malformed or hostile request must never take the service down.
         try:
