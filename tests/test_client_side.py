@@ -260,6 +260,9 @@ async def test_a_cov_change_arrives_without_a_poll(service, simulation, settings
             )
 
         assert await eventually(arrived, 2)
+        assert await db(
+            lambda: BACnetPoint.objects.filter(device__device_id=NORMAL, cov_supported=True).count()
+        )
     finally:
         await poller.stop()
 

@@ -18,7 +18,6 @@ BINARY_TYPES = ("binary-input", "binary-output", "binary-value")
 MULTISTATE_TYPES = ("multi-state-input", "multi-state-output", "multi-state-value")
 INPUT_TYPES = ("analog-input", "binary-input", "multi-state-input")
 COMMANDABLE_TYPES = tuple(t for t in ANALOG_TYPES + BINARY_TYPES + MULTISTATE_TYPES if t not in INPUT_TYPES)
-SUPPORTED_OBJECT_TYPES = ANALOG_TYPES + BINARY_TYPES + MULTISTATE_TYPES
 
 BACNET_OBJECT_TEMPLATES: dict[str, dict[str, Any]] = {
     "temperature_sensor": {

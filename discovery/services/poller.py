@@ -204,6 +204,16 @@ class DevicePoller:
 
     async def _subscribe_cov(self) -> None:
         now = time.monotonic()
+        before = set(self.cov_points)
+        try:
+            await self._subscribe_due(now)
+        finally:
+            if set(self.cov_points) != before:
+                await database_sync_to_async(remote_store.set_cov_points)(
+                    [p.point_id for p in self.points], set(self.cov_points)
+                )
+
+    async def _subscribe_due(self, now: float) -> None:
         for point in self.points:
             subscription = self.cov_points.get(point.point_id)
             if subscription is not None and subscription.renew_at > now:

@@ -276,6 +276,12 @@ def _update_last_values(readings: Iterable[Reading]) -> None:
         cursor.executemany(sql, rows)
 
 
+def set_cov_points(point_ids: list[int], by_cov: set[int]) -> None:
+    """Record which points arrive by COV (the others are polled)."""
+    BACnetPoint.objects.filter(pk__in=by_cov).update(cov_supported=True)
+    BACnetPoint.objects.filter(pk__in=set(point_ids) - by_cov).update(cov_supported=False)
+
+
 def set_device_online(device_id: int, online: bool, error: str = "") -> None:
     updates: dict[str, Any] = {"online": online, "last_error": error[:255]}
     if online:
