@@ -1,7 +1,8 @@
-"""Client operations by name, with JSON-friendly arguments and results.
+"""Service operations by name, with JSON-friendly arguments and results.
 
-The management commands call these, either through a running service's control socket
-(``control``) or on a stack of their own when no service runs; both end up in ``execute``.
+Callers in other processes use these: management commands through the running service's
+control socket (``control``) or on a stack of their own, and web workers without the stack
+through the channel layer (``bridge``); all end up in ``execute``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from discovery.services.bacnet.client import BACnetRequestError, plain_value
+from discovery.services.bacnet.point_state import WriteRejected
 from discovery.services.remote_store import UnknownDevice
 
 
@@ -47,8 +49,23 @@ async def execute(service: Any, op: str, args: dict[str, Any]) -> Any:
                 int(args["device_id"]), args["object"], args.get("value"), priority=args.get("priority")
             )
             return {"written": True}
+        if op == "write_virtual":
+            return await service.write_virtual_object(
+                args["object_name"],
+                args.get("value"),
+                priority=args.get("priority"),
+                property_name=args.get("property", "presentValue"),
+                source=args.get("source", "internal"),
+                user=args.get("user", ""),
+            )
+        if op == "sync_virtual":
+            await service.sync_virtual_objects_from_db()
+            return {"synced": True}
     except UnknownDevice as exc:
-        raise OperationError(str(exc)) from None
+        raise OperationError(str(exc), {"kind": "unknown-device"}) from None
+    except WriteRejected as exc:
+        details = {"kind": "write-rejected", "error_class": exc.error_class, "error_code": exc.error_code}
+        raise OperationError(exc.message, details) from None
     except BACnetRequestError as exc:
         raise OperationError(exc.describe(), exc.as_dict()) from None
     except KeyError as exc:

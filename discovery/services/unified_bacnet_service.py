@@ -25,6 +25,7 @@ from discovery.services.bacnet.network import BindError, resolve_bind_address
 from discovery.services.bacnet.objects import ObjectSpec, build_object
 from discovery.services.bacnet.point_state import WriteRejected
 from discovery.services.bacnet.write_path import ServedPoint, WritePath
+from discovery.services.bridge import BridgeServer
 from discovery.services.control import ControlServer
 from discovery.services.control import socket_path as control_socket_path
 from discovery.services.poller import Poller
@@ -67,6 +68,7 @@ class UnifiedBACnetService:
         self.remote: RemoteDevices | None = None
         self.control: ControlServer | None = None
         self.poller: Poller | None = None
+        self.bridge: BridgeServer | None = None
         self.write_path = WritePath(after_write=[self.notify_web_interface, self.trigger_business_logic])
         self._revision = 0
         self._sync_lock = asyncio.Lock()
@@ -78,11 +80,14 @@ class UnifiedBACnetService:
     def is_running(self) -> bool:
         return self.state == ServiceState.RUNNING
 
-    async def start_service(self, *, control: bool = False, polling: bool = False) -> None:
+    async def start_service(
+        self, *, control: bool = False, polling: bool = False, bridge: bool = False
+    ) -> None:
         """Bind the stack, rebuild every virtual object from the database, announce the device.
 
         ``control`` opens the control socket for management commands; ``polling`` starts the
-        poller of remote points. ``serve`` turns both on.
+        poller of remote points; ``bridge`` answers web workers of other processes over the
+        channel layer. ``serve`` turns them on.
         """
         if self.state in (ServiceState.RUNNING, ServiceState.STARTING):
             return
@@ -117,6 +122,9 @@ class UnifiedBACnetService:
             if polling:
                 self.poller = Poller(self.remote)
                 await self.poller.start()
+            if bridge:
+                self.bridge = BridgeServer(self)
+                self.bridge.start()
         except BaseException as exc:
             # never leave a half-started stack holding the port
             await self.stop_service()
@@ -141,6 +149,9 @@ class UnifiedBACnetService:
         if self.app is None:
             self.state = ServiceState.STOPPED
             return
+        if self.bridge is not None:
+            await self.bridge.stop()
+            self.bridge = None
         if self.control is not None:
             await self.control.stop()
             self.control = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.shortcuts import render
 
+from discovery.services.bridge import RemoteService, bridge_enabled
 from discovery.services.unified_bacnet_service import UnifiedBACnetService, get_unified_bacnet_service
 
 # Writing values, creating/deleting virtual devices and scanning need this permission.
@@ -12,9 +13,14 @@ OPERATE = "discovery.operate_bacnet"
 OPERATORS_GROUP = "operators"
 
 
-def running_service() -> UnifiedBACnetService | None:
+def running_service() -> UnifiedBACnetService | RemoteService | None:
+    """The service in this process, else (scale-out, Redis layer) the service process's bridge."""
     service = get_unified_bacnet_service()
-    return service if service.is_running else None
+    if service.is_running:
+        return service
+    if bridge_enabled():
+        return RemoteService()
+    return None
 
 
 NOT_RUNNING_MESSAGE = "The BACnet service is not running in this process: start it with `manage.py serve`."

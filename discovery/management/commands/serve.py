@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from discovery.services.bacnet.network import BindError
+from discovery.services.bridge import bridge_enabled
 from discovery.services.unified_bacnet_service import get_unified_bacnet_service
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ class Command(BaseCommand):
 
         service = get_unified_bacnet_service()
         if settings.USE_UNIFIED_BACNET_SERVICE and not no_bacnet:
-            await service.start_service(control=True, polling=settings.BACNET_POLLING)
+            await service.start_service(
+                control=True, polling=settings.BACNET_POLLING, bridge=bridge_enabled()
+            )
         else:
             logger.info("BACnet service disabled (USE_UNIFIED_BACNET_SERVICE=false): web only")
         config = uvicorn.Config(application, host=host, port=port, lifespan="off", log_config=None)
