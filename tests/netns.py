@@ -27,10 +27,19 @@ def ip(host: int) -> str:
     return f"{SUBNET}.{host}"
 
 
+# The host's network namespace, kept open so a child can go back to it (to reach the machine's
+# PostgreSQL, for example): `nsenter --net=/proc/self/fd/<HOST_NETNS_FD>` with that fd passed on.
+HOST_NETNS_FD: int | None = None
+
+
 def enter_private_network() -> str | None:
     """Enter the namespace; return None on success, or the reason it could not be done."""
+    global HOST_NETNS_FD
+    if os.environ.get("BMS_TESTS_HOST_NETWORK"):
+        return "BMS_TESTS_HOST_NETWORK is set (this run uses the host's network: no BACnet tests)"
     if os.geteuid() != 0:
         return "not root: cannot create a private network namespace"
+    HOST_NETNS_FD = os.open("/proc/self/ns/net", os.O_RDONLY)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:
         return f"unshare(CLONE_NEWNET) failed: {os.strerror(ctypes.get_errno())}"
