@@ -9,13 +9,14 @@ bacpypes3's ``ErrorRejectAbortNack``, which is a ``BaseException``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bacpypes3.apdu import AbortPDU, ErrorRejectAbortNack, RejectPDU
-from bacpypes3.basetypes import PropertyIdentifier
+from bacpypes3.basetypes import PropertyIdentifier, PropertyReference
 from bacpypes3.constructeddata import Choice
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Boolean, Enumerated, Null, ObjectIdentifier
@@ -167,6 +168,12 @@ class RemoteObject:
     instance: int
     properties: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+
+@functools.cache
+def property_reference(name: str) -> PropertyReference:
+    """Made once per name: bacpypes3 parses property names anew for every request otherwise."""
+    return PropertyReference(propertyIdentifier=PropertyIdentifier(name))
 
 
 def point_properties(object_type: str) -> list[str]:
@@ -344,7 +351,7 @@ class DeviceClient:
         for obj in objects:
             request += [
                 ObjectIdentifier(f"{obj.object_type},{obj.instance}"),
-                properties or point_properties(obj.object_type),
+                [property_reference(name) for name in properties or point_properties(obj.object_type)],
             ]
         results = await self._call(lambda: self.app.read_property_multiple(self.address, request))
         by_id = {(obj.object_type, obj.instance): obj for obj in objects}
