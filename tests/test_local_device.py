@@ -245,3 +245,34 @@ async def test_malformed_packets_do_not_stop_the_service(ahu, service, client):
         sock.sendto(b"\x81\x0a\x00\x0b\x01\x04\x00\x05\x01\x0c\x0c", (SERVICE_IP, 47808))
     await asyncio.sleep(0.2)
     assert await client.read_property(SERVICE_IP, "analog-output,1", "presentValue") == 72.0
+
+
+async def test_a_broken_object_row_does_not_keep_the_others_off_the_network(ahu, private_network):
+    from discovery.models import VirtualBACnetObject
+    from discovery.services.unified_bacnet_service import ServiceState, UnifiedBACnetService
+
+    await db(VirtualBACnetObject.objects.filter(object_type="binary-output").update)(object_type="bogus")
+    service = UnifiedBACnetService(address=netns.address(1))
+    await service.start_service()
+    try:
+        assert service.state == ServiceState.RUNNING
+        assert sorted(service.write_path.points) == [("analog-input", 1), ("analog-output", 1)]
+    finally:
+        await service.stop_service()
+
+
+async def test_a_failed_start_releases_the_port_and_says_why(private_network, transactional_db, monkeypatch):
+    from discovery.services import unified_bacnet_service
+    from discovery.services.bacnet.network import ensure_port_free
+
+    service = unified_bacnet_service.UnifiedBACnetService(address=netns.address(1))
+
+    async def broken_sync():
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(service, "sync_virtual_objects_from_db", broken_sync)
+    with pytest.raises(RuntimeError):
+        await service.start_service()
+    assert service.state == unified_bacnet_service.ServiceState.FAILED
+    assert "database gone" in service.failure
+    ensure_port_free(netns.ip(1), 47808)  # released: nothing holds it any more

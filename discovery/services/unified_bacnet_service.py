@@ -105,10 +105,12 @@ class UnifiedBACnetService:
                 apdu_retries=settings.BACNET_APDU_RETRIES,
             )
             self.app = await open_stack(interface, self.port, identity)
-        except BindError as exc:
+        except BaseException as exc:
             self.state = ServiceState.FAILED
-            self.failure = str(exc)
-            logger.error("BACnet service not started: %s", exc)
+            self.failure = str(exc) if isinstance(exc, BindError) else f"start-up failed: {exc!r}"
+            logger.error(
+                "BACnet service not started: %s", self.failure, exc_info=not isinstance(exc, BindError)
+            )
             raise
         try:
             self.app.write_handler = self.handle_external_write
@@ -164,6 +166,7 @@ class UnifiedBACnetService:
             self._watcher = None
         await self.write_path.drain()
         self.app.close()
+        await asyncio.sleep(0)  # the transports close their sockets on the next loop turn
         self.app = None
         self.remote = None
         self.write_path.points.clear()
