@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from asgiref.sync import sync_to_async
+from bacpypes3.primitivedata import Real
 from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
@@ -230,3 +231,103 @@ async def test_the_page_says_when_the_connection_drops_and_reconnects(web, brows
     finally:
         await page.goto("about:blank")
         await context.close()
+
+
+async def sign_in(page, web: WebServer) -> None:
+    await page.goto(f"{web.url}/accounts/login/")
+    await page.fill("input[name=username]", "operator")
+    await page.fill("input[name=password]", "correct horse")
+    async with page.expect_navigation():
+        await page.click("button[type=submit]")
+    await page.wait_for_selector("#connection-status[data-state=live]")
+
+
+async def test_an_operator_scans_reads_and_commands_a_real_device_in_the_browser(
+    web, browser, service, settings
+):
+    from discovery.services.poller import Poller
+    from discovery.simulator.devices import SimulatedDeviceConfig, Simulation
+
+    settings.BACNET_DISCOVERY_TIMEOUT = 1.0
+    settings.BACNET_POLL_NORMAL = 3600  # values arrive by COV only
+    await sync_to_async(make_operator)()
+    simulation = await Simulation.start(
+        [
+            SimulatedDeviceConfig(
+                device_id=device_id,
+                name=f"SIM-{device_id}",
+                address=f"10.77.1.{host}/24",
+                object_count=11,
+                drift_interval=0,
+            )
+            for device_id, host in ((100001, 21), (100002, 22))
+        ]
+    )
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    poller = None
+    try:
+        await sign_in(page, web)
+        # scan from the discovery page
+        await page.goto(f"{web.url}/discovery/")
+        async with page.expect_navigation(timeout=15000):
+            await page.click("#scan-button")
+        rows = page.locator("#devices tbody tr")
+        assert await rows.count() == 2
+        assert "SIM-100001" in await rows.first.inner_text()
+        # read the points of one device
+        await page.click("#devices a:text('100001')")
+        async with page.expect_navigation(timeout=15000):
+            await page.click("#read-points")
+        assert await page.locator("#points tbody tr[data-point-id]").count() == 11
+        # a change on the device reaches the open page: COV -> poller -> database -> websocket
+        poller = Poller(service.remote, use_cov=True)
+        await poller.start()
+        for _ in range(100):
+            if poller.status()["cov_points"] == 11:
+                break
+            await asyncio.sleep(0.05)
+        sensor = next(
+            obj
+            for obj in simulation.device(100001).app.iter_objects()
+            if str(obj.objectIdentifier[0]) == "analog-input" and obj.objectIdentifier[1] == 1
+        )
+        sensor.presentValue = Real(66.25)
+        point_id = await sync_to_async(
+            lambda: (
+                BACnetPoint.objects.get(device__device_id=100001, object_type="analog-input", instance=1).pk
+            )
+        )()
+        await page.locator(f'tr[data-point-id="{point_id}"] [data-field="value"]', has_text="66.25").wait_for(
+            timeout=5000
+        )
+        await page.screenshot(path=str(ARTIFACTS / "device_points.png"), full_page=True)
+        # command an output at priority 8 from the page, then relinquish it
+        setpoint_id = await sync_to_async(
+            lambda: (
+                BACnetPoint.objects.get(device__device_id=100001, object_type="analog-output", instance=1).pk
+            )
+        )()
+        form = page.locator(f'tr[data-point-id="{setpoint_id}"] form.write-form')
+        await form.locator("input[name=value]").fill("68")
+        await form.locator("input[name=priority]").fill("8")
+        async with page.expect_navigation():
+            await form.locator("button:text('Write')").click()
+        assert "Wrote 68.0 at priority 8" in await page.locator(".messages").inner_text()
+        device_setpoint = next(
+            obj
+            for obj in simulation.device(100001).app.iter_objects()
+            if str(obj.objectIdentifier[0]) == "analog-output" and obj.objectIdentifier[1] == 1
+        )
+        assert float(device_setpoint.priorityArray[7].real) == 68.0
+        form = page.locator(f'tr[data-point-id="{setpoint_id}"] form.write-form')
+        await form.locator("input[name=priority]").fill("8")
+        async with page.expect_navigation():
+            await form.locator("button:text('Relinquish')").click()
+        assert device_setpoint.priorityArray[7].null is not None
+    finally:
+        if poller is not None:
+            await poller.stop()
+        await page.goto("about:blank")
+        await context.close()
+        await simulation.stop()
