@@ -115,6 +115,9 @@ def test_the_polling_plan_and_its_fingerprint_follow_the_points(device):
     assert target.address == "10.77.1.21" and [p.interval for p in points] == [5.0]
     remote_store.set_cov_points([points[0].point_id], {points[0].point_id})
     assert BACnetPoint.objects.get().cov_supported is True
+    BACnetPoint.objects.update(poll_class="fast")
+    assert remote_store.points_fingerprint() != fingerprint
+    fingerprint = remote_store.points_fingerprint()
     remote_store.store_points(100001, [remote_object("analog-input", 2, presentValue=Real(1.0))])
     assert remote_store.points_fingerprint() != fingerprint
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from discovery.models import (
@@ -299,10 +299,17 @@ class PolledPoint:
 
 
 def points_fingerprint() -> tuple:
-    """Changes when points are added, removed or read again (a cheap check before a full plan)."""
-    points = BACnetPoint.objects.aggregate(count=Count("id"), last=Max("id"))
+    """Changes when points are added, removed, read again or given another poll class or
+    interval (a cheap check before a full plan)."""
+    points = BACnetPoint.objects.aggregate(
+        count=Count("id"),
+        last=Max("id"),
+        fast=Count("id", filter=Q(poll_class="fast")),
+        slow=Count("id", filter=Q(poll_class="slow")),
+        intervals=Sum("poll_interval"),
+    )
     devices = BACnetDevice.objects.aggregate(read=Max("points_read_at"), count=Count("id"))
-    return (points["count"], points["last"], devices["read"], devices["count"])
+    return (*points.values(), devices["read"], devices["count"])
 
 
 def polling_plan(intervals: dict[str, float]) -> dict[int, tuple[DeviceTarget, list[PolledPoint]]]:
