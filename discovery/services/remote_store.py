@@ -207,16 +207,10 @@ def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "
             point.last_update = now
             stored += 1
             if "presentValue" in props:
-                readings.append(
-                    BACnetReading(
-                        point=point, value=value, value_text=text, status_flags=flags, timestamp=now
-                    )
-                )
+                readings.append((point, value, text, flags))
         BACnetPoint.objects.bulk_create(new_points, batch_size=500)  # sets their ids
         BACnetPoint.objects.bulk_update(changed_points, POINT_FIELDS, batch_size=100)
-        for reading in readings:
-            reading.point_id = reading.point.pk
-        BACnetReading.objects.bulk_create(readings, batch_size=500)
+        _insert_readings(Reading(point.pk, value, text, flags, now) for point, value, text, flags in readings)
         device.points_read_at = now
         device.last_error = error[:255]
         device.save(update_fields=["points_read_at", "last_error"])
@@ -233,18 +227,7 @@ def store_readings(readings: list[Reading]) -> int:
     if not readings:
         return 0
     with transaction.atomic():
-        BACnetReading.objects.bulk_create(
-            [
-                BACnetReading(
-                    point_id=r.point_id,
-                    value=r.value,
-                    value_text=r.value_text,
-                    status_flags=r.status_flags,
-                    timestamp=r.timestamp,
-                )
-                for r in readings
-            ]
-        )
+        _insert_readings(readings)
         latest: dict[int, Reading] = {}
         for reading in readings:
             latest[reading.point_id] = reading
@@ -252,14 +235,39 @@ def store_readings(readings: list[Reading]) -> int:
     return len(readings)
 
 
+def _json_placeholder() -> str:
+    return "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+
+
+def _insert_readings(readings: Iterable[Reading]) -> None:
+    """One prepared INSERT run for every reading (the ORM's per-object work dominated)."""
+    table = connection.ops.quote_name(BACnetReading._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (point_id, value, value_text, status_flags, timestamp) "
+        f"VALUES (%s, %s, %s, {_json_placeholder()}, %s)"
+    )
+    timestamp = BACnetReading._meta.get_field("timestamp")
+    rows = [
+        (
+            r.point_id,
+            r.value,
+            r.value_text[:255],
+            json.dumps(r.status_flags),
+            timestamp.get_db_prep_value(r.timestamp, connection),
+        )
+        for r in readings
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _update_last_values(readings: Iterable[Reading]) -> None:
     """One prepared UPDATE run for every point (Django's bulk_update builds a CASE per row and
     took seconds for a few thousand points)."""
     table = connection.ops.quote_name(BACnetPoint._meta.db_table)
-    flags = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
     sql = (
-        f"UPDATE {table} SET present_value = %s, present_value_text = %s, status_flags = {flags}, "
-        "last_update = %s WHERE id = %s"
+        f"UPDATE {table} SET present_value = %s, present_value_text = %s, "
+        f"status_flags = {_json_placeholder()}, last_update = %s WHERE id = %s"
     )
     field = BACnetPoint._meta.get_field("last_update")
     rows = [
