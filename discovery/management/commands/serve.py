@@ -55,6 +55,7 @@ class Command(BaseCommand):
             logger.info("BACnet service disabled (USE_UNIFIED_BACNET_SERVICE=false): web only")
         config = uvicorn.Config(application, host=host, port=port, lifespan="off", log_config=None)
         server = _Server(config)
+        logger.info("Web interface at http://%s:%s/", host, port)
         try:
             await server.serve()
         finally:
