@@ -16,14 +16,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from bacpypes3.app import Application
 
 from tests import netns
-from tests.conftest import make_client_app
 
 pytestmark = pytest.mark.usefixtures("private_network")
 
@@ -168,17 +167,9 @@ def launch(tmp_path) -> Iterator[Callable[[dict[str, str]], ServeProcess]]:
 
 
 @pytest.fixture
-async def clients() -> AsyncIterator[Callable[[int], Application]]:
-    apps: list[Application] = []
-
-    def factory(host: int) -> Application:
-        app = make_client_app(host)
-        apps.append(app)
-        return app
-
-    yield factory
-    for app in apps:
-        app.close()
+def clients(client_factory) -> Callable[[int], Application]:
+    """Independent client stacks (conftest's factory, closed after the test)."""
+    return client_factory
 
 
 async def read(client: Application, ip: str, identifier: str, prop: str):
