@@ -39,7 +39,11 @@ from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.primitivedata import Real
 
-from discovery.simulator.application import SimulatedApplication, SimulatedApplicationWithoutRPM
+from discovery.simulator.application import (
+    SimulatedApplication,
+    SimulatedApplicationWithoutRPM,
+    stored_value,
+)
 from discovery.simulator.objects import build_objects
 
 logger = logging.getLogger(__name__)
@@ -238,7 +242,7 @@ def drift_once(analog_inputs: Iterable[Any], binary_inputs: Iterable[Any], rng: 
     """Move every analog input a little (within min/max) and maybe toggle each binary input."""
     for obj in analog_inputs:
         low, high = _bounds(obj)
-        value = float(obj.presentValue) + rng.uniform(-DRIFT_STEP, DRIFT_STEP)
+        value = float(stored_value(obj, "presentValue")) + rng.uniform(-DRIFT_STEP, DRIFT_STEP)
         if low is not None:
             value = max(value, low)
         if high is not None:

@@ -9,17 +9,25 @@ bacpypes3's ``ErrorRejectAbortNack``, which is a ``BaseException``.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bacpypes3.apdu import AbortPDU, ErrorRejectAbortNack, RejectPDU
-from bacpypes3.basetypes import PropertyIdentifier, PropertyReference
-from bacpypes3.constructeddata import Choice
+from bacpypes3.apdu import (
+    AbortPDU,
+    APCISequence,
+    ErrorRejectAbortNack,
+    ReadPropertyMultipleACK,
+    RejectPDU,
+)
+from bacpypes3.basetypes import PropertyIdentifier
+from bacpypes3.constructeddata import Array, Choice, List
+from bacpypes3.errors import DecodingError, InvalidTag
 from bacpypes3.pdu import Address
-from bacpypes3.primitivedata import Boolean, Enumerated, Null, ObjectIdentifier
+from bacpypes3.primitivedata import BitString, Boolean, Enumerated, Null, ObjectIdentifier, Unsigned
+
+from discovery.services.bacnet import rpm_codec
 
 logger = logging.getLogger(__name__)
 
@@ -123,21 +131,57 @@ async def who_is(
     address: str | None = None,
     timeout: float = 3.0,
     exclude_device_id: int | None = None,
+    on_i_am: Callable[[IAm], None] | None = None,
 ) -> list[IAm]:
-    """Send a Who-Is (global, ranged or directed) and collect the I-Am answers for ``timeout`` s."""
-    answers = await app.who_is(low_limit, high_limit, Address(address) if address else None, timeout=timeout)
-    found: dict[int, IAm] = {}
-    for answer in answers:
+    """Send a Who-Is (global, ranged or directed) and collect the I-Am answers for ``timeout`` s.
+
+    ``on_i_am`` is called once per device as soon as its I-Am arrives (with a BMSApplication;
+    with another application, when the listening ends), so work on a device can start while
+    the others are still being listened for.
+    """
+    target = Address(address) if address else None
+    station = target if target is not None and (target.is_localstation or target.is_remotestation) else None
+    heard: set[int] = set()
+
+    def answered(answer: Any) -> IAm | None:
+        """The I-Am as an IAm if it answers this Who-Is (as bacpypes3 matches them), else None."""
         device_id = int(answer.iAmDeviceIdentifier[1])
-        if device_id == exclude_device_id:
-            continue
-        found[device_id] = IAm(
+        if device_id == exclude_device_id or (station is not None and answer.pduSource != station):
+            return None
+        if low_limit is not None and not low_limit <= device_id <= high_limit:
+            return None
+        return IAm(
             device_id=device_id,
             address=str(answer.pduSource),
             vendor_id=int(answer.vendorID),
             max_apdu=int(answer.maxAPDULengthAccepted),
             segmentation=str(answer.segmentationSupported),
         )
+
+    def tell(iam: IAm) -> None:
+        if on_i_am is not None and iam.device_id not in heard:
+            heard.add(iam.device_id)
+            on_i_am(iam)
+
+    def listener(answer: Any) -> None:
+        iam = answered(answer)
+        if iam is not None:
+            tell(iam)
+
+    listeners = getattr(app, "i_am_listeners", None) if on_i_am is not None else None
+    if listeners is not None:
+        listeners.add(listener)
+    try:
+        answers = await app.who_is(low_limit, high_limit, target, timeout=timeout)
+    finally:
+        if listeners is not None:
+            listeners.discard(listener)
+    found: dict[int, IAm] = {}
+    for answer in answers:
+        iam = answered(answer)
+        if iam is not None:
+            found[iam.device_id] = iam
+            tell(iam)
     return sorted(found.values(), key=lambda iam: iam.device_id)
 
 
@@ -168,12 +212,6 @@ class RemoteObject:
     instance: int
     properties: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-
-
-@functools.cache
-def property_reference(name: str) -> PropertyReference:
-    """Made once per name: bacpypes3 parses property names anew for every request otherwise."""
-    return PropertyReference(propertyIdentifier=PropertyIdentifier(name))
 
 
 def point_properties(object_type: str) -> list[str]:
@@ -238,15 +276,9 @@ class DeviceClient:
         device = f"device,{device_id}"
         if self.supports_rpm is not False:
             try:
-                results = await self._call(
-                    lambda: self.app.read_property_multiple(self.address, [device, list(DEVICE_PROPERTIES)])
-                )
+                results = await self.read_multiple([(("device", device_id), DEVICE_PROPERTIES)])
                 self.supports_rpm = True
-                return {
-                    str(PropertyIdentifier(prop).attr): plain_value(value)
-                    for _, prop, _, value in results
-                    if not _is_error(value)
-                }
+                return {result.property: result.value for result in results if not result.error}
             except BACnetRequestError as error:
                 if not _rpm_unsupported(error):
                     raise
@@ -347,23 +379,68 @@ class DeviceClient:
                     raise
 
     async def _read_with_rpm(self, objects: list[RemoteObject], properties: list[str] | None) -> None:
-        request = []
-        for obj in objects:
-            request += [
-                ObjectIdentifier(f"{obj.object_type},{obj.instance}"),
-                [property_reference(name) for name in properties or point_properties(obj.object_type)],
+        results = await self.read_multiple(
+            [
+                ((obj.object_type, obj.instance), properties or point_properties(obj.object_type))
+                for obj in objects
             ]
-        results = await self._call(lambda: self.app.read_property_multiple(self.address, request))
+        )
         by_id = {(obj.object_type, obj.instance): obj for obj in objects}
-        for object_id, prop, _, value in results:
-            obj = by_id.get(_oid(object_id))
+        for result in results:
+            obj = by_id.get(result.object_id)
             if obj is None:
                 continue
-            name = PropertyIdentifier(prop).attr
-            if _is_error(value):
-                obj.errors[name] = f"{value.errorClass}: {value.errorCode}"
+            if result.error:
+                obj.errors[result.property] = result.error
             else:
-                obj.properties[name] = value
+                obj.properties[result.property] = result.value
+
+    async def read_multiple(
+        self, request: Iterable[tuple[tuple[str, int], Iterable[str]]]
+    ) -> list[rpm_codec.PropertyResult]:
+        """One ReadPropertyMultiple: each ((object type, instance), property names) -> plain values."""
+        answer = await self._call(lambda: self.app.request(rpm_codec.encode_request(self.address, request)))
+        if not isinstance(answer, ReadPropertyMultipleACK):  # undecoded (BMSApplication)
+            try:
+                return rpm_codec.decode_results(bytes(answer.pduData))
+            except rpm_codec.NotSimple as reason:
+                logger.debug("RPM answer from %s decoded by bacpypes3: %s", self.address, reason)
+                try:
+                    answer = APCISequence.decode(answer)
+                except Exception as exc:  # what bacpypes3 answers a malformed packet with
+                    raise BACnetRequestError(
+                        "error", f"undecodable answer: {exc}", "communication", "invalid-tag"
+                    ) from None
+        return await self._bacpypes3_results(answer)
+
+    async def _bacpypes3_results(self, answer: ReadPropertyMultipleACK) -> list[rpm_codec.PropertyResult]:
+        """The results of an answer bacpypes3 decoded, cast as bacpypes3's own RPM client does."""
+        vendor_info = await self.app.get_vendor_info(device_address=self.address)
+        results = []
+        for access_result in answer.listOfReadAccessResults:
+            object_id = _oid(access_result.objectIdentifier)
+            object_class = vendor_info.get_object_class(access_result.objectIdentifier[0])
+            for element in access_result.listOfResults or []:
+                prop = PropertyIdentifier(element.propertyIdentifier).attr
+                index = element.propertyArrayIndex
+                error = element.readResult.propertyAccessError
+                if error:
+                    message = f"{error.errorClass}: {error.errorCode}"
+                    results.append(rpm_codec.PropertyResult(object_id, prop, index, error=message))
+                    continue
+                datatype = object_class.get_property_type(prop) if object_class else None
+                if datatype is not None and issubclass(datatype, Array) and index is not None:
+                    datatype = Unsigned if index == 0 else datatype._subtype
+                try:
+                    value = None if datatype is None else element.readResult.propertyValue.cast_out(datatype)
+                except (DecodingError, InvalidTag, TypeError, ValueError) as exc:
+                    message = f"undecodable value: {exc}"
+                    results.append(rpm_codec.PropertyResult(object_id, prop, index, error=message))
+                    continue
+                if isinstance(value, Array | List | BitString):  # as rpm_codec gives them
+                    value = [plain_value(item) for item in value]
+                results.append(rpm_codec.PropertyResult(object_id, prop, index, plain_value(value)))
+        return results
 
     async def _read_with_rp(self, obj: RemoteObject, properties: list[str] | None) -> None:
         object_id = f"{obj.object_type},{obj.instance}"
