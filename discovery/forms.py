@@ -47,6 +47,7 @@ class WriteValueForm(forms.Form):
 class ScanForm(forms.Form):
     low_limit = forms.IntegerField(min_value=0, max_value=4194303, required=False, label="From instance")
     high_limit = forms.IntegerField(min_value=0, max_value=4194303, required=False, label="To instance")
+    read_points = forms.BooleanField(required=False, label="Also read every device's points")
 
     def clean(self) -> dict:
         data = super().clean()

@@ -326,6 +326,24 @@ async def test_discover_with_a_range_or_an_address_lists_only_those_devices(mana
     assert "1 device(s) found." in directed.stdout.splitlines()
 
 
+async def test_discover_with_points_reads_every_device_as_it_answers(manage, simulation, db_file):
+    result = await manage("discover", "--points")
+
+    assert result.returncode == 0, result
+    rows = device_rows(result.stdout)
+    assert sorted(rows) == [NORMAL, SECOND, NO_RPM], result
+    assert result.stdout.splitlines()[0].split()[-2:] == ["points", "note"]
+    for line in rows.values():
+        assert line.split()[-1] == str(OBJECTS), line
+    assert f"{3 * OBJECTS} point(s) stored from 3 device(s)." in result.stdout.splitlines()
+    stored = query(
+        db_file,
+        "SELECT d.device_id, COUNT(p.id) FROM discovery_bacnetpoint p "
+        "JOIN discovery_bacnetdevice d ON p.device_id = d.id GROUP BY d.device_id",
+    )
+    assert sorted(stored) == [(NORMAL, OBJECTS), (SECOND, OBJECTS), (NO_RPM, OBJECTS)]
+
+
 async def test_discover_with_only_one_end_of_the_range_is_refused(manage):
     result = await manage("discover", "--low", "5")
 

@@ -1,10 +1,12 @@
 """The client half of the service against simulated devices: discovery, points, writes, polling."""
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
 from bacpypes3.primitivedata import Real
+from django.db.models import Count
 
 from discovery.models import BACnetDevice, BACnetPoint, BACnetReading, NetworkScan
 from discovery.services import remote_store
@@ -126,6 +128,49 @@ async def test_a_scan_within_the_cache_time_sends_no_who_is(service, simulation)
 async def test_two_scans_asked_for_at_once_run_once(service, simulation):
     first, second = await asyncio.gather(service.discover_devices(), service.discover_devices())
     assert first.scan_id == second.scan_id
+    assert await db(NetworkScan.objects.count) == 1
+
+
+async def test_a_scan_reads_and_stores_each_device_while_it_still_listens(service, simulation):
+    listen = 1.5
+    begin = time.monotonic()
+    scanning = asyncio.create_task(service.discover_devices(timeout=listen))
+    assert await eventually(lambda: db(BACnetDevice.objects.filter(device_id=NORMAL).exists), timeout=listen)
+    stored_after = time.monotonic() - begin
+    result = await scanning
+    assert stored_after < listen and len(result.devices) == 4
+    scan = await db(NetworkScan.objects.get)
+    assert scan.devices_found == 4 and scan.finished_at and not scan.error
+
+
+async def test_a_commissioning_scan_reads_every_point_of_every_device(service, simulation):
+    result = await service.discover_devices(timeout=2.0, read_points=True)
+
+    reads = {read["device_id"]: read for read in result.point_reads}
+    assert sorted(reads) == [NORMAL, NO_RPM, UNSEGMENTED, SILENT]
+    assert {device_id: read["points"] for device_id, read in reads.items()} == {
+        NORMAL: OBJECTS,
+        NO_RPM: OBJECTS,
+        UNSEGMENTED: 520,
+        SILENT: OBJECTS,
+    }
+    assert not any(read["error"] for read in reads.values())
+    assert (reads[NORMAL]["used_rpm"], reads[NO_RPM]["used_rpm"]) == (True, False)
+    counts = await db(
+        lambda: dict(BACnetPoint.objects.values_list("device__device_id").annotate(n=Count("id")).order_by())
+    )
+    assert counts == {NORMAL: OBJECTS, NO_RPM: OBJECTS, UNSEGMENTED: 520, SILENT: OBJECTS}
+    # the normal device was read while the scan still listened for others
+    scan = await db(NetworkScan.objects.get)
+    normal = await db(BACnetDevice.objects.get, device_id=NORMAL)
+    assert normal.points_read_at < scan.finished_at
+
+
+async def test_a_commissioning_scan_after_a_cached_scan_reads_the_cached_devices(service, simulation):
+    first = await service.discover_devices(low_limit=NORMAL, high_limit=NORMAL)
+    again = await service.discover_devices(low_limit=NORMAL, high_limit=NORMAL, read_points=True)
+    assert again.cached and again.scan_id == first.scan_id
+    assert [(read["device_id"], read["points"]) for read in again.point_reads] == [(NORMAL, OBJECTS)]
     assert await db(NetworkScan.objects.count) == 1
 
 

@@ -28,9 +28,10 @@ def device() -> BACnetDevice:
     iam = IAm(
         device_id=100001, address="10.77.1.21", vendor_id=555, max_apdu=480, segmentation="no-segmentation"
     )
-    remote_store.finish_scan(
-        scan, [(iam, {"objectName": "AHU-2", "vendorName": "Acme", "protocolRevision": 14})]
+    remote_store.record_device(
+        scan, iam, {"objectName": "AHU-2", "vendorName": "Acme", "protocolRevision": 14}
     )
+    remote_store.finish_scan(scan)
     return BACnetDevice.objects.get(device_id=100001)
 
 

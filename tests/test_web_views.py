@@ -868,6 +868,17 @@ async def test_a_scan_from_the_page_stores_the_simulated_devices(scanning_servic
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_scan_from_the_page_can_read_every_device_s_points(scanning_service, operator_async):
+    response = await operator_async.post(reverse("start_discovery"), {"read_points": "on"}, follow=True)
+    assert response.status_code == 200
+    assert f"Scan finished: 2 device(s) found, {2 * SIM_OBJECTS} point(s) stored from 2 device(s)." in page(
+        response
+    )
+    stored = await db(lambda: sorted(BACnetPoint.objects.values_list("device__device_id", flat=True)))()
+    assert stored == [SIM_A] * SIM_OBJECTS + [SIM_B] * SIM_OBJECTS
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_scan_from_the_page_shows_the_devices_found(scanning_service, operator_async):
     response = await operator_async.post(reverse("start_discovery"), {}, follow=True)
     assert response.status_code == 200

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_CHANNEL = "bacnet-service"
 REQUEST_TIMEOUT = 30.0
+POINT_READ_TIMEOUT = 900.0  # reading whole devices (every device, for a commissioning scan)
 
 
 class ServiceUnreachable(RuntimeError):
@@ -123,10 +124,12 @@ class RemoteService:
         await self._call("sync_virtual", {})
 
     async def discover_devices(self, **options: Any) -> ScanResult:
-        return ScanResult(**await self._call("discover", options, timeout=REQUEST_TIMEOUT + 30))
+        timeout = POINT_READ_TIMEOUT if options.get("read_points") else REQUEST_TIMEOUT + 30
+        return ScanResult(**await self._call("discover", options, timeout=timeout))
 
     async def read_device_points(self, device_id: int) -> PointReadResult:
-        return PointReadResult(**await self._call("discover_points", {"device_id": device_id}, timeout=300))
+        args = {"device_id": device_id}
+        return PointReadResult(**await self._call("discover_points", args, timeout=POINT_READ_TIMEOUT))
 
     async def write_remote_point(
         self, device_id: int, object_id: str, value: Any, *, priority: int | None = None

@@ -35,6 +35,7 @@ async def execute(service: Any, op: str, args: dict[str, Any]) -> Any:
                 address=args.get("address"),
                 timeout=args.get("timeout"),
                 force=bool(args.get("force", False)),
+                read_points=bool(args.get("read_points", False)),
             )
             return dataclasses.asdict(result)
         if op == "discover_points":

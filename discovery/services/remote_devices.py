@@ -7,8 +7,10 @@ work happens here; database work in ``remote_store`` through ``sync_to_async``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,7 @@ class ScanResult:
     cached: bool = False
     error: str = ""
     finished_at: float = field(default_factory=time.monotonic)
+    point_reads: list[dict[str, Any]] = field(default_factory=list)  # with read_points=True
 
 
 @dataclass
@@ -71,13 +74,46 @@ class RemoteDevices:
         address: str | None = None,
         timeout: float | None = None,
         force: bool = False,
+        read_points: bool = False,
     ) -> ScanResult:
-        """Who-Is, then read each answering device; cached, and one scan at a time per query."""
+        """Who-Is, then read each answering device; cached, and one scan at a time per query.
+
+        With ``read_points`` every device found is also read whole (``read_device_points``),
+        each as soon as its I-Am and device information are in, while the scan still listens
+        for others: a commissioning scan. The results are in ``point_reads``.
+        """
         if (low_limit is None) != (high_limit is None):
             raise ValueError("give both ends of the device-instance range, or neither")
         if low_limit is not None and not 0 <= low_limit <= high_limit <= 4194303:
             raise ValueError(f"invalid device-instance range {low_limit}-{high_limit}")
         timeout = settings.BACNET_DISCOVERY_TIMEOUT if timeout is None else timeout
+        reads: dict[int, asyncio.Task[PointReadResult]] = {}
+
+        def read_points_of(device: dict[str, Any]) -> None:
+            if read_points and not device.get("error") and device["device_id"] not in reads:
+                reads[device["device_id"]] = asyncio.create_task(self.read_device_points(device["device_id"]))
+
+        try:
+            result = await self._scan_once(low_limit, high_limit, address, timeout, force, read_points_of)
+            if not read_points:
+                return result
+            for device in result.devices:  # a cached or shared scan, and any not started yet
+                read_points_of(device)
+            done = await asyncio.gather(*reads.values())
+        finally:
+            for task in reads.values():
+                task.cancel()
+        return dataclasses.replace(result, point_reads=[dataclasses.asdict(r) for r in done])
+
+    async def _scan_once(
+        self,
+        low_limit: int | None,
+        high_limit: int | None,
+        address: str | None,
+        timeout: float,
+        force: bool,
+        on_device: Callable[[dict[str, Any]], None],
+    ) -> ScanResult:
         key = (low_limit, high_limit, address)
         cached = self._scans.get(key)
         if (
@@ -92,7 +128,7 @@ class RemoteDevices:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._running_scans[key] = future
         try:
-            result = await self._scan(low_limit, high_limit, address, timeout)
+            result = await self._scan(low_limit, high_limit, address, timeout, on_device)
             self._scans[key] = result
             future.set_result(result)
             return result
@@ -104,49 +140,64 @@ class RemoteDevices:
             del self._running_scans[key]
 
     async def _scan(
-        self, low_limit: int | None, high_limit: int | None, address: str | None, timeout: float
+        self,
+        low_limit: int | None,
+        high_limit: int | None,
+        address: str | None,
+        timeout: float,
+        on_device: Callable[[dict[str, Any]], None],
     ) -> ScanResult:
+        """Who-Is; each device that answers is read and stored as its I-Am arrives."""
         scan_id = await database_sync_to_async(remote_store.start_scan)(
             low_limit=low_limit, high_limit=high_limit, address=address or "", timeout=timeout
         )
+        slots = asyncio.Semaphore(READ_DEVICE_INFO_CONCURRENCY)
+        devices: list[dict[str, Any]] = []
+        describing: set[asyncio.Task[None]] = set()
+
+        async def describe(iam: IAm) -> None:
+            async with slots:
+                client = self.client_for(iam)
+                try:
+                    info = await client.read_device_info(iam.device_id)
+                except BACnetRequestError as error:
+                    info = {"error": f"device information not read: {error.describe()}"}
+            await database_sync_to_async(remote_store.record_device)(scan_id, iam, info)
+            device = {
+                "device_id": iam.device_id,
+                "address": iam.address,
+                "vendor_id": iam.vendor_id,
+                "max_apdu": iam.max_apdu,
+                "segmentation": iam.segmentation,
+                **info,
+            }
+            devices.append(device)
+            on_device(device)
+
+        def heard(iam: IAm) -> None:
+            describing.add(asyncio.create_task(describe(iam)))
+
         try:
-            iams = await who_is(
+            await who_is(
                 self.app,
                 low_limit=low_limit,
                 high_limit=high_limit,
                 address=address,
                 timeout=timeout,
                 exclude_device_id=self.own_device_id,
+                on_i_am=heard,
             )
-        except Exception as exc:
-            logger.error("Who-Is failed", exc_info=True)
-            await database_sync_to_async(remote_store.finish_scan)(scan_id, [], f"Who-Is failed: {exc}")
+            await asyncio.gather(*describing)
+        except BaseException as exc:
+            for task in describing:
+                task.cancel()
+            logger.error("Scan %s failed: %s", scan_id, exc, exc_info=isinstance(exc, Exception))
+            finish = database_sync_to_async(remote_store.finish_scan)(scan_id, f"scan failed: {exc!r}")
+            await asyncio.shield(finish)
             raise
-        slots = asyncio.Semaphore(READ_DEVICE_INFO_CONCURRENCY)
-
-        async def describe(iam: IAm) -> tuple[IAm, dict[str, Any]]:
-            async with slots:
-                client = self.client_for(iam)
-                try:
-                    return iam, await client.read_device_info(iam.device_id)
-                except BACnetRequestError as error:
-                    return iam, {"error": f"device information not read: {error.describe()}"}
-
-        found = await asyncio.gather(*(describe(iam) for iam in iams))
-        await database_sync_to_async(remote_store.finish_scan)(scan_id, list(found))
-        logger.info("Discovery found %d device(s)", len(found))
-        devices = [
-            {
-                "device_id": iam.device_id,
-                "address": iam.address,
-                "vendor_id": iam.vendor_id,
-                "max_apdu": iam.max_apdu,
-                "segmentation": iam.segmentation,
-                **{key: value for key, value in info.items()},
-            }
-            for iam, info in found
-        ]
-        return ScanResult(scan_id, devices)
+        await database_sync_to_async(remote_store.finish_scan)(scan_id)
+        logger.info("Discovery found %d device(s)", len(devices))
+        return ScanResult(scan_id, sorted(devices, key=lambda device: device["device_id"]))
 
     def client_for(self, target: IAm | remote_store.DeviceTarget) -> DeviceClient:
         """The DeviceClient of a device (kept, so it remembers RPM support and limits in-flight)."""

@@ -79,41 +79,43 @@ def start_scan(*, low_limit: int | None, high_limit: int | None, address: str, t
     return scan.pk
 
 
-def finish_scan(scan_id: int, found: list[tuple[IAm, dict[str, Any]]], error: str = "") -> list[int]:
-    """Store every device found (and what was read of it) and the scan's result."""
+def record_device(scan_id: int, iam: IAm, info: dict[str, Any]) -> None:
+    """Store (or update) a device that answered scan ``scan_id``, with what was read of it."""
     now = timezone.now()
     with transaction.atomic():
-        scan = NetworkScan.objects.get(pk=scan_id)
-        for iam, info in found:
-            device, _ = BACnetDevice.objects.update_or_create(
-                device_id=iam.device_id,
-                defaults={
-                    "address": iam.address,
-                    "vendor_id": iam.vendor_id,
-                    "max_apdu": iam.max_apdu,
-                    "segmentation": iam.segmentation,
-                    "online": True,
-                    "last_seen": now,
-                    "last_error": info.get("error", ""),
-                    **{
-                        field: info[key]
-                        for key, field in (
-                            ("objectName", "object_name"),
-                            ("vendorName", "vendor_name"),
-                            ("modelName", "model_name"),
-                            ("firmwareRevision", "firmware_revision"),
-                            ("protocolRevision", "protocol_revision"),
-                        )
-                        if info.get(key) is not None
-                    },
+        device, _ = BACnetDevice.objects.update_or_create(
+            device_id=iam.device_id,
+            defaults={
+                "address": iam.address,
+                "vendor_id": iam.vendor_id,
+                "max_apdu": iam.max_apdu,
+                "segmentation": iam.segmentation,
+                "online": True,
+                "last_seen": now,
+                "last_error": info.get("error", ""),
+                **{
+                    field: info[key]
+                    for key, field in (
+                        ("objectName", "object_name"),
+                        ("vendorName", "vendor_name"),
+                        ("modelName", "model_name"),
+                        ("firmwareRevision", "firmware_revision"),
+                        ("protocolRevision", "protocol_revision"),
+                    )
+                    if info.get(key) is not None
                 },
-            )
-            DiscoveredDevice.objects.create(scan=scan, device=device, address=iam.address)
-        scan.finished_at = now
-        scan.devices_found = len(found)
-        scan.error = error[:255]
-        scan.save()
-    return [iam.device_id for iam, _ in found]
+            },
+        )
+        DiscoveredDevice.objects.create(scan_id=scan_id, device=device, address=iam.address)
+
+
+def finish_scan(scan_id: int, error: str = "") -> None:
+    """Close a scan: when it ended, how many devices it recorded, and its error if any."""
+    scan = NetworkScan.objects.get(pk=scan_id)
+    scan.finished_at = timezone.now()
+    scan.devices_found = scan.results.count()
+    scan.error = error[:255]
+    scan.save(update_fields=["finished_at", "devices_found", "error"])
 
 
 def device_target(device_id: int) -> DeviceTarget:
@@ -175,6 +177,7 @@ def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "
     building model instances and SQL per row took most of a commissioning scan's time.
     """
     now = timezone.now()
+    last_update = BACnetPoint._meta.get_field("last_update").get_db_prep_value(now, connection)
     with transaction.atomic():
         device = BACnetDevice.objects.get(device_id=device_id)
         existing = {(t, i): pk for t, i, pk in device.points.values_list("object_type", "instance", "id")}
@@ -185,7 +188,7 @@ def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "
             if obj.object_type in ("device", "network-port"):
                 continue
             key = (obj.object_type, obj.instance)
-            values, reading = _point_columns(obj, now)
+            values, reading = _point_columns(obj, last_update)
             if key in existing:
                 changed_rows.append((existing[key], values))
             else:
@@ -206,9 +209,10 @@ def store_points(device_id: int, objects: Iterable[RemoteObject], error: str = "
 
 
 def _point_columns(
-    obj: RemoteObject, now: Any
+    obj: RemoteObject, last_update: Any
 ) -> tuple[list[Any], tuple[float | None, str, list[int]] | None]:
-    """The POINT_FIELDS values of one object (ready for the database), and its first reading."""
+    """The POINT_FIELDS values of one object (ready for the database, ``last_update`` too),
+    and its first reading."""
     props = obj.properties
     texts = {
         "stateText": [str(t) for t in props.get("stateText") or []],
@@ -217,7 +221,6 @@ def _point_columns(
     }
     value, text = point_value(obj.object_type, props.get("presentValue"), texts)
     flags = status_flag_list(props.get("statusFlags"))
-    last_update = BACnetPoint._meta.get_field("last_update").get_db_prep_value(now, connection)
     columns = [
         str(plain_value(props.get("objectName")) or "")[:150],
         str(plain_value(props.get("description")) or "")[:255],
@@ -277,6 +280,20 @@ def store_readings(readings: list[Reading]) -> int:
     return len(readings)
 
 
+def _prepared_datetimes(model: Any, field_name: str) -> Any:
+    """datetime -> its database form, each distinct one prepared once (a batch of readings
+    shares a few timestamps, and Django's preparation is most of the cost of a row)."""
+    field = model._meta.get_field(field_name)
+    cache: dict[datetime, Any] = {}
+
+    def prepared(value: datetime) -> Any:
+        if value not in cache:
+            cache[value] = field.get_db_prep_value(value, connection)
+        return cache[value]
+
+    return prepared
+
+
 def _json_placeholder() -> str:
     return "%s::jsonb" if connection.vendor == "postgresql" else "%s"
 
@@ -288,15 +305,9 @@ def _insert_readings(readings: Iterable[Reading]) -> None:
         f"INSERT INTO {table} (point_id, value, value_text, status_flags, timestamp) "
         f"VALUES (%s, %s, %s, {_json_placeholder()}, %s)"
     )
-    timestamp = BACnetReading._meta.get_field("timestamp")
+    prepared = _prepared_datetimes(BACnetReading, "timestamp")
     rows = [
-        (
-            r.point_id,
-            r.value,
-            r.value_text[:255],
-            json.dumps(r.status_flags),
-            timestamp.get_db_prep_value(r.timestamp, connection),
-        )
+        (r.point_id, r.value, r.value_text[:255], json.dumps(r.status_flags), prepared(r.timestamp))
         for r in readings
     ]
     with connection.cursor() as cursor:
@@ -311,15 +322,9 @@ def _update_last_values(readings: Iterable[Reading]) -> None:
         f"UPDATE {table} SET present_value = %s, present_value_text = %s, "
         f"status_flags = {_json_placeholder()}, last_update = %s WHERE id = %s"
     )
-    field = BACnetPoint._meta.get_field("last_update")
+    prepared = _prepared_datetimes(BACnetPoint, "last_update")
     rows = [
-        (
-            r.value,
-            r.value_text,
-            json.dumps(r.status_flags),
-            field.get_db_prep_value(r.timestamp, connection),
-            r.point_id,
-        )
+        (r.value, r.value_text, json.dumps(r.status_flags), prepared(r.timestamp), r.point_id)
         for r in readings
     ]
     with connection.cursor() as cursor:

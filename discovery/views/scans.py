@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 from discovery.forms import ScanForm
 from discovery.models import BACnetDevice, NetworkScan
 from discovery.services.bacnet.client import BACnetRequestError
+from discovery.services.remote_devices import ScanResult
 from discovery.views.common import NOT_RUNNING_MESSAGE, OPERATE, arender, can_operate, running_service
 
 
@@ -40,13 +41,12 @@ async def start_discovery(request: HttpRequest) -> HttpResponse:
                 low_limit=form.cleaned_data["low_limit"],
                 high_limit=form.cleaned_data["high_limit"],
                 force=True,
+                read_points=form.cleaned_data["read_points"],
             )
         except (BACnetRequestError, OSError) as exc:
             await sync_to_async(messages.error)(request, f"The scan failed: {exc}")
         else:
-            await sync_to_async(messages.success)(
-                request, f"Scan finished: {len(result.devices)} device(s) found."
-            )
+            await sync_to_async(messages.success)(request, scan_message(result))
         return redirect("start_discovery")
     status = 400
     if form.is_valid():
@@ -54,3 +54,13 @@ async def start_discovery(request: HttpRequest) -> HttpResponse:
         status = 503
     context = await sync_to_async(_page_context)(user)
     return await arender(request, "discovery/discovery.html", {"form": form, **context}, status=status)
+
+
+def scan_message(result: ScanResult) -> str:
+    found = f"Scan finished: {len(result.devices)} device(s) found"
+    if not result.point_reads:
+        return found + "."
+    points = sum(read["points"] for read in result.point_reads)
+    failed = [str(read["device_id"]) for read in result.point_reads if read["error"]]
+    note = f" (read with errors: {', '.join(failed)})" if failed else ""
+    return f"{found}, {points} point(s) stored from {len(result.point_reads)} device(s){note}."

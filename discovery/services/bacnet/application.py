@@ -14,6 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bacpypes3.apdu import (
+    APCISequence,
+    ComplexAckPDU,
+    IAmRequest,
     ReadPropertyMultipleRequest,
     ReadPropertyRequest,
     SimpleAckPDU,
@@ -22,6 +25,7 @@ from bacpypes3.apdu import (
     WritePropertyRequest,
 )
 from bacpypes3.app import Application
+from bacpypes3.appservice import ApplicationServiceAccessPoint
 from bacpypes3.basetypes import (
     COVSubscription,
     DeviceAddress,
@@ -31,12 +35,14 @@ from bacpypes3.basetypes import (
     Recipient,
     RecipientProcess,
 )
+from bacpypes3.comm import ServiceAccessPoint
 from bacpypes3.constructeddata import Array
 from bacpypes3.errors import DecodingError, ExecutionError, InvalidTag, ObjectError, PropertyError
 from bacpypes3.primitivedata import ObjectIdentifier
 
 from discovery.services.bacnet.objects import from_bacnet_value
 from discovery.services.bacnet.point_state import WRITABLE_PROPERTIES, WriteRejected
+from discovery.services.bacnet.rpm_codec import RawReadPropertyMultipleRequest
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +52,45 @@ WILDCARD_DEVICE = 4194303
 WriteHandler = Callable[[tuple[str, int], str, Any, "int | None", str], Awaitable[None]]
 
 
+class RawAnswerServiceAccessPoint(ApplicationServiceAccessPoint):
+    """bacpypes3's service access point, except that the answer to a request encoded by
+    rpm_codec reaches the application undecoded: rpm_codec decodes it far faster."""
+
+    async def sap_response(self, apdu: Any) -> None:
+        if isinstance(apdu, ComplexAckPDU) and not isinstance(apdu, APCISequence) and self._raw(apdu):
+            await ServiceAccessPoint.sap_response(self, apdu)
+        else:
+            await super().sap_response(apdu)
+
+    def _raw(self, apdu: ComplexAckPDU) -> bool:
+        for request, _ in self.serviceElement._requests.get(apdu.pduSource, ()):
+            if request.apduInvokeID == apdu.apduInvokeID:
+                return isinstance(request, RawReadPropertyMultipleRequest)
+        return False
+
+
 class BMSApplication(Application):
-    """bacpypes3's Application with the write services routed to ``write_handler``."""
+    """bacpypes3's Application with the write services routed to ``write_handler`` and the
+    answers to rpm_codec's requests left undecoded."""
 
     write_handler: WriteHandler | None = None
+    i_am_listeners: set[Callable[[IAmRequest], None]]  # told of every I-Am as it arrives
+
+    @classmethod
+    def from_object_list(cls, *args: Any, **kwargs: Any) -> BMSApplication:
+        app = super().from_object_list(*args, **kwargs)
+        # bacpypes3 builds the access point itself; the subclass only overrides a method
+        app.asap.__class__ = RawAnswerServiceAccessPoint
+        app.i_am_listeners = set()
+        return app
+
+    async def do_IAmRequest(self, apdu: IAmRequest) -> None:
+        await super().do_IAmRequest(apdu)  # checks the required parameters first
+        for listener in tuple(self.i_am_listeners):
+            try:
+                listener(apdu)
+            except Exception:
+                logger.exception("An I-Am listener failed")
 
     def _unwildcard(self, object_identifier: ObjectIdentifier) -> ObjectIdentifier:
         """Device instance 4194303 means "the device that receives this"."""
