@@ -19,11 +19,13 @@ its stdin is closed (or after CHILD_MAX_LIFETIME).
 
 Measured:
 
-1. scan: from the start of ``discover_devices(force=True, timeout=--listen)`` (a global Who-Is
-   that listens for the whole ``--listen`` seconds, then reads each device's information) until
-   ``read_device_points`` has stored every point of every device (all devices at once, or at
-   most ``--parallel-devices`` at a time; ``--retries`` reads devices that failed part-way
-   again, inside the measured time); the BACnetPoint rows are counted against devices x objects;
+1. scan: the product's commissioning scan, ``discover_devices(force=True, timeout=--listen,
+   read_points=True)``: a global Who-Is that listens for ``--listen`` seconds; each device that
+   answers is read (device information, then every point, at most BACNET_POINT_READ_DEVICES
+   devices at a time, ``--point-read-devices``) as soon as its I-Am arrives. Measured from the
+   call until it returns (the listening is over and every point of every device is stored);
+   ``--retries`` reads devices that failed part-way again, inside the measured time. The
+   BACnetPoint rows are counted against devices x objects, and also when the listening ended;
 2. polling: a ``Poller(use_cov=False)`` with BACNET_POLL_NORMAL = ``--poll-interval`` for
    ``--poll-seconds``: BACnetReading rows timestamped inside the window (stored by the window's
    end or by the poller's final flush) per second;
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import logging
 import os
 import platform
@@ -171,7 +174,7 @@ async def wait_for_stdin_eof() -> None:
         logging.getLogger("bench").warning("simulator subprocess reached its lifetime limit")
 
 
-async def serve_simulator(devices: int, objects: int, drift: float) -> None:
+async def serve_simulator(devices: int, objects: int, drift: float, profile: str | None) -> None:
     from discovery.simulator import Simulation, plan_devices
 
     begin = time.perf_counter()
@@ -189,7 +192,8 @@ async def serve_simulator(devices: int, objects: int, drift: float) -> None:
         sys.stdout.write(f"{READY} {time.perf_counter() - begin:.3f}\n")
         sys.stdout.flush()
         lag.start()
-        await wait_for_stdin_eof()
+        with Profiled(profile and str(Path(profile) / "simulator.prof")):
+            await wait_for_stdin_eof()
     finally:
         await lag.stop()
         await simulation.stop()
@@ -209,7 +213,24 @@ def run_role(args: argparse.Namespace) -> None:
         print(f"unknown role {args.role!r}", file=sys.stderr)
         sys.exit(2)
     setup_django(args.database)
-    asyncio.run(serve_simulator(args.devices, args.objects, args.drift))
+    asyncio.run(serve_simulator(args.devices, args.objects, args.drift, args.profile))
+
+
+class Profiled:
+    """cProfile of this process while inside the block, written to ``path`` (None: no profile)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.profile = cProfile.Profile() if path else None
+
+    def __enter__(self) -> None:
+        if self.profile is not None:
+            self.profile.enable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.profile is not None:
+            self.profile.disable()
+            self.profile.dump_stats(self.path)
 
 
 @dataclass
@@ -236,6 +257,7 @@ async def start_simulator(args: argparse.Namespace, database_file: str) -> Child
         str(args.objects),
         "--drift",
         str(args.drift),
+        *(["--profile", args.profile] if args.profile else []),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         env=env,
@@ -513,11 +535,10 @@ def readings_between(start: Any, end: Any) -> tuple[int, int, int]:
 @dataclass
 class ScanOutcome:
     listen: float
-    discover_wall: float = 0.0
-    points_wall: float = 0.0
     wall: float = 0.0
     devices_found: int = 0
     points_stored: int = 0
+    points_when_listening_ended: int = 0
     read_errors: list[str] = field(default_factory=list)
     retry_notes: list[str] = field(default_factory=list)
     error: str = ""
@@ -531,52 +552,46 @@ async def measure_scan(service: Any, args: argparse.Namespace, phase: Phase) -> 
     from asgiref.sync import sync_to_async
 
     outcome = ScanOutcome(listen=args.listen)
-    slots = asyncio.Semaphore(args.parallel_devices or args.devices)
 
-    async def read_one(device_id: int) -> Any:
-        async with slots:
-            return await service.read_device_points(device_id)
+    async def count_when_listening_ends() -> None:
+        await asyncio.sleep(args.listen)
+        outcome.points_when_listening_ended = await sync_to_async(count_points)()
 
     t0 = time.perf_counter()
     deadline = t0 + args.scan_limit
+    counter = asyncio.create_task(count_when_listening_ends())
     try:
         scan = await asyncio.wait_for(
-            service.discover_devices(force=True, timeout=args.listen), timeout=args.scan_limit
+            service.discover_devices(force=True, timeout=args.listen, read_points=True),
+            timeout=args.scan_limit,
         )
-        t_discovered = time.perf_counter()
-        outcome.discover_wall = t_discovered - t0
-        ids = [d["device_id"] for d in scan.devices]
-        outcome.devices_found = len(ids)
-        errors = [f"{d['device_id']}: {d['error']}" for d in scan.devices if d.get("error")]
-        outcome.read_errors += errors
-        results = await asyncio.wait_for(
-            asyncio.gather(*(read_one(device_id) for device_id in ids)),
-            timeout=max(0.1, deadline - time.perf_counter()),
-        )
-        outcome.read_errors += [f"{r.device_id}: {r.error}" for r in results if r.error]
-        rpm = sum(1 for r in results if r.used_rpm)
-        phase.notes.append(f"devices read with ReadPropertyMultiple: {rpm} of {len(results)}")
+        outcome.devices_found = len(scan.devices)
+        outcome.read_errors += [f"{d['device_id']}: {d['error']}" for d in scan.devices if d.get("error")]
+        reads = scan.point_reads
+        outcome.read_errors += [f"{r['device_id']}: {r['error']}" for r in reads if r["error"]]
+        rpm = sum(1 for r in reads if r["used_rpm"])
+        phase.notes.append(f"devices read with ReadPropertyMultiple: {rpm} of {len(reads)}")
         # --retries: read again (whole device, as the product offers) the devices that failed part-way
+        failed = [r["device_id"] for r in reads if r["error"]]
         for attempt in range(1, args.retries + 1):
-            failed = [r.device_id for r in results if r.error]
             if not failed:
                 break
             retried_at = time.perf_counter()
             results = await asyncio.wait_for(
-                asyncio.gather(*(read_one(device_id) for device_id in failed)),
+                asyncio.gather(*(service.read_device_points(device_id) for device_id in failed)),
                 timeout=max(0.1, deadline - time.perf_counter()),
             )
-            still = sum(1 for r in results if r.error)
             took = time.perf_counter() - retried_at
             outcome.retry_notes.append(
-                f"retry {attempt}: {len(failed)} devices read again in {took:.2f} s, {still} failed again"
+                f"retry {attempt}: {len(failed)} devices read again in {took:.2f} s, "
+                f"{sum(1 for r in results if r.error)} failed again"
             )
-        t1 = time.perf_counter()
-        outcome.points_wall = t1 - t_discovered
-        outcome.wall = t1 - t0
+            failed = [r.device_id for r in results if r.error]
+        outcome.wall = time.perf_counter() - t0
     except TimeoutError:
         outcome.wall = time.perf_counter() - t0
         outcome.error = f"scan not finished within --scan-limit {args.scan_limit:g} s"
+    await counter
     outcome.points_stored = await sync_to_async(count_points)()
     return outcome
 
@@ -704,8 +719,9 @@ def print_report(
         f"(device 8888) at {ip(SERVICE_HOST)}; BACNET_MAX_IN_FLIGHT={settings.BACNET_MAX_IN_FLIGHT}, "
         f"BACNET_POLL_NORMAL={settings.BACNET_POLL_NORMAL:g} s, "
         f"BACNET_APDU_TIMEOUT_MS={settings.BACNET_APDU_TIMEOUT_MS}, "
-        f"BACNET_APDU_RETRIES={settings.BACNET_APDU_RETRIES}, devices read in parallel: "
-        f"{args.parallel_devices or 'all'}, retries of failed devices: {args.retries}"
+        f"BACNET_APDU_RETRIES={settings.BACNET_APDU_RETRIES}, "
+        f"BACNET_POINT_READ_DEVICES={settings.BACNET_POINT_READ_DEVICES}, "
+        f"retries of failed devices: {args.retries}"
     )
     scan_phase = next((p for p in phases if p.name == "scan"), None)
     in_flight = str(settings.BACNET_MAX_IN_FLIGHT)
@@ -746,10 +762,9 @@ def print_report(
         )
     if scan is not None:
         print(
-            f"- scan: discover_devices {scan.discover_wall:.2f} s (of which {args.listen:g} s is the Who-Is "
-            f"listen time; {scan.devices_found} devices found), then read_device_points of all devices "
-            f"{scan.points_wall:.2f} s; points/s over the scan without the listen time: "
-            f"{scan.points_stored / max(scan.wall - args.listen, 1e-9):,.0f}"
+            f"- scan: {scan.devices_found} devices found in the {args.listen:g} s of listening; "
+            f"{scan.points_when_listening_ended} points were stored when the listening ended, all "
+            f"{scan.points_stored} after {scan.wall:.2f} s"
         )
         if scan.error:
             print(f"- scan: {scan.error}")
@@ -820,6 +835,8 @@ async def run_benchmark(args: argparse.Namespace, database_file: str) -> None:
     from discovery.services.unified_bacnet_service import UnifiedBACnetService
 
     settings.BACNET_MAX_IN_FLIGHT = args.in_flight
+    if args.point_read_devices is not None:
+        settings.BACNET_POINT_READ_DEVICES = args.point_read_devices
     settings.BACNET_POLL_NORMAL = args.poll_interval
 
     wall_start = time.perf_counter()
@@ -847,7 +864,7 @@ async def run_benchmark(args: argparse.Namespace, database_file: str) -> None:
         )
 
         clock = PhaseClock("scan", child.process.pid, tracker, timed, lag)
-        with clock as phase:
+        with clock as phase, Profiled(args.profile and str(Path(args.profile) / "service-scan.prof")):
             scan = await measure_scan(service, args, phase)
         phases.append(clock.phase)
         print(f"# scan: {scan.wall:.2f} s, {scan.points_stored} points", flush=True)
@@ -884,7 +901,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int, default=4, help="BACNET_MAX_IN_FLIGHT (requests per device)")
     parser.add_argument("--listen", type=float, default=2.0, help="discovery Who-Is listen time, seconds")
     parser.add_argument(
-        "--parallel-devices", type=int, default=0, help="devices whose points are read at once (0: all)"
+        "--point-read-devices",
+        type=int,
+        help="BACNET_POINT_READ_DEVICES: devices read whole at once (default: the setting)",
     )
     parser.add_argument(
         "--retries",
@@ -901,6 +920,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--scan-limit", type=float, default=600.0, help="max seconds for the scan")
     parser.add_argument("--drift", type=float, default=1.0, help="simulator drift interval, seconds (0: off)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="write cProfile data of the service during the scan (service-scan.prof) and of the "
+        "simulator after its start-up (simulator.prof) to DIR; the profiler slows both down",
+    )
     parser.add_argument("--skip-polling", action="store_true")
     parser.add_argument("--skip-cov", action="store_true")
     parser.add_argument("--role", choices=("simulator",), help=argparse.SUPPRESS)
@@ -912,8 +937,8 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"--objects must be 1..{MAX_OBJECTS}")
     if not 1 <= args.in_flight <= 64:
         parser.error("--in-flight must be 1..64")
-    if args.parallel_devices < 0:
-        parser.error("--parallel-devices must not be negative")
+    if args.point_read_devices is not None and not 1 <= args.point_read_devices <= MAX_DEVICES:
+        parser.error(f"--point-read-devices must be 1..{MAX_DEVICES}")
     if not 0 <= args.retries <= 10:
         parser.error("--retries must be 0..10")
     for name in ("listen", "poll_interval", "poll_seconds", "cov_limit", "scan_limit"):
