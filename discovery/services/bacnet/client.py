@@ -466,10 +466,6 @@ def _oid(value: Any) -> tuple[str, int]:
     return (str(value[0]), int(value[1]))
 
 
-def _is_error(value: Any) -> bool:
-    return value is not None and hasattr(value, "errorClass") and hasattr(value, "errorCode")
-
-
 def _rpm_unsupported(error: BACnetRequestError) -> bool:
     return (error.kind == "reject" and error.reason == "unrecognized-service") or (
         error.kind == "error" and error.error_code in ("service-request-denied", "unrecognized-service")
