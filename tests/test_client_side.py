@@ -143,6 +143,18 @@ async def test_a_scan_reads_and_stores_each_device_while_it_still_listens(servic
     assert scan.devices_found == 4 and scan.finished_at and not scan.error
 
 
+async def test_a_scan_whose_who_is_fails_is_closed_with_the_error(service, simulation, monkeypatch):
+    def broken_network(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(service.app, "who_is", broken_network)
+    with pytest.raises(OSError, match="unreachable"):
+        await service.discover_devices()
+    scan = await db(NetworkScan.objects.get)
+    assert scan.finished_at and "Network is unreachable" in scan.error and scan.devices_found == 0
+    assert not await db(BACnetDevice.objects.exists)
+
+
 async def test_a_commissioning_scan_reads_every_point_of_every_device(service, simulation):
     result = await service.discover_devices(timeout=2.0, read_points=True)
 
