@@ -8,13 +8,14 @@ Without a network: rpm_codec's encoder against bacpypes3's, and damaged answers.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import random
 import struct
 
 import pytest
-from bacpypes3.apdu import APCISequence
+from bacpypes3.apdu import APCISequence, ComplexAckPDU, SimpleAckPDU
 from bacpypes3.basetypes import BinaryPV, EngineeringUnits, StatusFlags
 from bacpypes3.constructeddata import ArrayOf
 from bacpypes3.pdu import Address
@@ -29,7 +30,7 @@ from bacpypes3.primitivedata import (
 )
 
 from discovery.services.bacnet import rpm_codec
-from discovery.services.bacnet.client import DeviceClient, point_properties
+from discovery.services.bacnet.client import BACnetRequestError, DeviceClient, point_properties
 from discovery.services.bacnet.device import DeviceIdentity, open_stack
 from discovery.simulator.devices import SimulatedDeviceConfig, Simulation
 from tests import netns
@@ -177,6 +178,34 @@ async def test_an_answer_too_large_for_one_apdu_arrives_segmented_and_is_decoded
     slow = await DeviceClient(client, address).read_multiple(reads)
     assert len(fast) == sum(len(names) for _, names in reads) and fast == slow
     assert "decoded by bacpypes3" not in caplog.text  # the reassembled answer, by rpm_codec
+
+
+@pytest.mark.parametrize(
+    ("answer_with", "message"),
+    [
+        ("simple-ack", "SimpleAckPDU is no answer to ReadPropertyMultiple"),
+        ("garbage", "undecodable answer"),
+    ],
+)
+async def test_an_answer_that_is_no_rpm_answer_is_a_typed_error(
+    product_stack, client_factory, answer_with, message
+):
+    odd_device = client_factory(30)  # a device that answers point reads wrongly
+
+    async def answer_wrongly(apdu):
+        if answer_with == "simple-ack":
+            await odd_device.response(SimpleAckPDU(context=apdu))
+        else:
+            ack = ComplexAckPDU(context=apdu)
+            ack.put_data(b"\x0c\x00")  # cut off inside the first object identifier
+            await odd_device.response(ack)
+
+    odd_device.do_ReadPropertyMultipleRequest = answer_wrongly
+    await asyncio.sleep(0.05)
+    reader = DeviceClient(product_stack, netns.ip(30), timeout=2.0)
+    with pytest.raises(BACnetRequestError, match=message) as raised:
+        await reader.read_multiple([(("analog-input", 1), ["presentValue"])])
+    assert (raised.value.error_class, raised.value.error_code) == ("communication", "invalid-tag")
 
 
 # --- without a network --------------------------------------------------------------------------

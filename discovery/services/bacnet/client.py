@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from bacpypes3.apdu import (
     AbortPDU,
     APCISequence,
+    ComplexAckPDU,
     ErrorRejectAbortNack,
     ReadPropertyMultipleACK,
     RejectPDU,
@@ -400,7 +401,7 @@ class DeviceClient:
     ) -> list[rpm_codec.PropertyResult]:
         """One ReadPropertyMultiple: each ((object type, instance), property names) -> plain values."""
         answer = await self._call(lambda: self.app.request(rpm_codec.encode_request(self.address, request)))
-        if not isinstance(answer, ReadPropertyMultipleACK):  # undecoded (BMSApplication)
+        if isinstance(answer, ComplexAckPDU) and not isinstance(answer, APCISequence):  # undecoded
             try:
                 return rpm_codec.decode_results(bytes(answer.pduData))
             except rpm_codec.NotSimple as reason:
@@ -411,6 +412,13 @@ class DeviceClient:
                     raise BACnetRequestError(
                         "error", f"undecodable answer: {exc}", "communication", "invalid-tag"
                     ) from None
+        if not isinstance(answer, ReadPropertyMultipleACK):
+            raise BACnetRequestError(
+                "error",
+                f"{type(answer).__name__} is no answer to ReadPropertyMultiple",
+                "communication",
+                "invalid-tag",
+            )
         return await self._bacpypes3_results(answer)
 
     async def _bacpypes3_results(self, answer: ReadPropertyMultipleACK) -> list[rpm_codec.PropertyResult]:
