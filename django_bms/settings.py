@@ -113,6 +113,10 @@ BACNET_APDU_TIMEOUT_MS = env_int("BACNET_APDU_TIMEOUT_MS", 2000, minimum=100, ma
 BACNET_APDU_RETRIES = env_int("BACNET_APDU_RETRIES", 1, minimum=0, maximum=10)
 BACNET_MAX_IN_FLIGHT = env_int("BACNET_MAX_IN_FLIGHT", 4, minimum=1, maximum=64)
 BACNET_POINT_READ_DEVICES = env_int("BACNET_POINT_READ_DEVICES", 4, minimum=1, maximum=64)
+# UDP receive buffer of the stack's socket: answers to many requests in flight arrive at once.
+BACNET_RECEIVE_BUFFER_BYTES = env_int(
+    "BACNET_RECEIVE_BUFFER_BYTES", 4 * 1024 * 1024, minimum=65536, maximum=256 * 1024 * 1024
+)
 BACNET_DISCOVERY_TIMEOUT = float(env_str("BACNET_DISCOVERY_TIMEOUT", "3"))
 BACNET_DISCOVERY_CACHE_SECONDS = float(env_str("BACNET_DISCOVERY_CACHE_SECONDS", "300"))
 BACNET_DEFAULT_WRITE_PRIORITY = env_int("BACNET_DEFAULT_WRITE_PRIORITY", 16, minimum=1, maximum=16)

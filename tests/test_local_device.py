@@ -276,3 +276,19 @@ async def test_a_failed_start_releases_the_port_and_says_why(private_network, tr
     assert service.state == unified_bacnet_service.ServiceState.FAILED
     assert "database gone" in service.failure
     ensure_port_free(netns.ip(1), 47808)  # released: nothing holds it any more
+
+
+async def test_the_stack_s_socket_has_room_for_bursts_of_answers(service, settings):
+    from pathlib import Path
+
+    sockets = {
+        transport.get_extra_info("socket")
+        for layer in service.app.link_layers.values()
+        for transport in (layer.server.local_transport, layer.server.broadcast_transport)
+        if transport is not None
+    }
+    asked = settings.BACNET_RECEIVE_BUFFER_BYTES
+    allowed = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    for sock in sockets:
+        # Linux reports twice what it keeps; root may go past net.core.rmem_max
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * min(asked, allowed)

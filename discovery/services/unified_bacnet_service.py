@@ -104,7 +104,9 @@ class UnifiedBACnetService:
                 apdu_timeout_ms=settings.BACNET_APDU_TIMEOUT_MS,
                 apdu_retries=settings.BACNET_APDU_RETRIES,
             )
-            self.app = await open_stack(interface, self.port, identity)
+            self.app = await open_stack(
+                interface, self.port, identity, receive_buffer=settings.BACNET_RECEIVE_BUFFER_BYTES
+            )
         except BaseException as exc:
             self.state = ServiceState.FAILED
             self.failure = str(exc) if isinstance(exc, BindError) else f"start-up failed: {exc!r}"

@@ -25,12 +25,13 @@ from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.networkport import NetworkPortObject
 
 from discovery.services.bacnet.application import BMSApplication
-from discovery.services.bacnet.network import BindError, ensure_port_free
+from discovery.services.bacnet.network import BindError, enlarge_receive_buffer, ensure_port_free
 from discovery.services.bacnet.objects import ServedObjectMixin
 
 logger = logging.getLogger(__name__)
 
 BIND_TIMEOUT = 5.0
+DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 try:
     PRODUCT_VERSION = version("django-bms")
@@ -98,9 +99,13 @@ class DeviceIdentity:
 
 
 async def open_stack(
-    interface: ipaddress.IPv4Interface, port: int, identity: DeviceIdentity
+    interface: ipaddress.IPv4Interface,
+    port: int,
+    identity: DeviceIdentity,
+    receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
 ) -> LocalDeviceApplication:
-    """Bind the stack on ``interface``:``port`` and announce the device with an I-Am."""
+    """Bind the stack on ``interface``:``port`` with ``receive_buffer``-byte UDP receive
+    buffers and announce the device with an I-Am."""
     ensure_port_free(str(interface.ip), port)
     device = BMSDeviceObject(
         objectIdentifier=("device", identity.device_id),
@@ -135,5 +140,19 @@ async def open_stack(
     except TimeoutError:
         app.close()
         raise BindError(f"could not bind {interface.ip}:{port} within {BIND_TIMEOUT:.0f} s") from None
+    transports = {server.local_transport for server in servers} | {
+        server.broadcast_transport for server in servers
+    }
+    for transport in transports - {None}:
+        reported = enlarge_receive_buffer(transport.get_extra_info("socket"), receive_buffer)
+        if reported < receive_buffer:
+            logger.info(
+                "UDP receive buffer of %s:%s is %d bytes, not the %d asked for: raise "
+                "net.core.rmem_max (sysctl) so bursts of answers are not dropped",
+                interface.ip,
+                port,
+                reported // 2,
+                receive_buffer,
+            )
     app.i_am()
     return app

@@ -21,6 +21,9 @@ _SIOCGIFADDR = 0x8915
 _SIOCGIFNETMASK = 0x891B
 
 
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: beyond net.core.rmem_max, root only
+
+
 class BindError(RuntimeError):
     """The stack cannot bind where it was asked to; the message says why."""
 
@@ -104,3 +107,14 @@ def ensure_port_free(address: str, port: int) -> None:
                     "BACNET_ADDRESS / BACNET_DEFAULT_PORT"
                 ) from None
             raise BindError(f"cannot bind {address}:{port}: {exc.strerror}") from None
+
+
+def enlarge_receive_buffer(sock: socket.socket, size: int) -> int:
+    """Ask for a ``size``-byte receive buffer; return what the kernel reports (Linux reports
+    twice the size it was asked for, for its bookkeeping). Without root the kernel caps the
+    request at net.core.rmem_max."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
