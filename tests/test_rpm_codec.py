@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import random
+import socket
 import struct
 
 import pytest
@@ -206,6 +207,40 @@ async def test_an_answer_that_is_no_rpm_answer_is_a_typed_error(
     with pytest.raises(BACnetRequestError, match=message) as raised:
         await reader.read_multiple([(("analog-input", 1), ["presentValue"])])
     assert (raised.value.error_class, raised.value.error_code) == ("communication", "invalid-tag")
+
+
+@pytest.mark.parametrize(
+    "apdu",
+    [
+        bytes([0x00, 0x0F, 0x01, 0x0E]),  # reserved max-APDU code, no service data
+        bytes([0x00, 0x0F, 0x02, 0x0E]) + b"\x0c\x00\x00\x00\x01\x1e\x09\x55\x1f",
+        bytes([0x00, 0x05, 0x03, 0x0E]) + b"\x0c\x00\x00\x00",  # cut off after the object
+        bytes([0x00, 0x05, 0x04, 0x0E]) + b"\x1e\x1f\xff\xff",
+    ],
+)
+async def test_a_malformed_point_read_leaves_the_simulated_device_answering(
+    simulated_device, product_stack, apdu
+):
+    app, outcomes = simulated_device.app, []
+    original = app.quick_answer
+
+    def spy(pdu):
+        try:
+            outcomes.append(original(pdu))
+        except Exception as exc:
+            outcomes.append(exc)
+            raise
+        return outcomes[-1]
+
+    app.quick_answer = spy
+    bvll = b"\x81\x0a" + (len(apdu) + 6).to_bytes(2, "big") + b"\x01\x04"  # unicast, NPDU, reply
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.bind((netns.ip(31), 47808))
+        sender.sendto(bvll + apdu, (netns.ip(DEVICE_HOST), 47808))
+        await asyncio.sleep(0.1)
+    assert outcomes[0] is None  # left to bacpypes3, which drops or rejects it
+    answer = await raw_answer(product_stack, [(("analog-input", 1), ["presentValue"])])
+    assert rpm_codec.decode_results(answer)[0].property == "presentValue"
 
 
 # --- without a network --------------------------------------------------------------------------

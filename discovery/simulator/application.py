@@ -108,8 +108,12 @@ class SimulatedApplication(Application):
                 objects.append((object_id, [(name, _read_result(obj, name)) for name in names]))
         except rpm_codec.NotSimple:
             return None
+        try:
+            client_limit = decode_max_apdu_length_accepted(data[1] & 0x0F)
+        except (ValueError, IndexError):  # a reserved code: bacpypes3 drops the request
+            return None
         answer = rpm_codec.encode_answer(objects)
-        limit = min(decode_max_apdu_length_accepted(data[1] & 0x0F), device.maxApduLengthAccepted)
+        limit = min(client_limit, device.maxApduLengthAccepted)
         if len(answer) + COMPLEX_ACK_HEADER_LENGTH > limit:
             return None  # bacpypes3 segments it, or aborts when this device cannot
         ack = ComplexAckPDU(rpm_codec.READ_PROPERTY_MULTIPLE, data[2])
